@@ -1,0 +1,545 @@
+"""Autograd: Tensor, Function (a forward/backward pair), backward over a sorted graph, no_grad.
+
+A `Tensor` wraps one array of the backend (numpy or cupy) in `.data`. Every differentiable
+operation is a `Function` subclass whose `forward` takes raw arrays and whose `backward` returns
+one gradient per input, already reduced to that input's shape. `Function.apply` runs the forward
+pass and, when gradients are wanted, links the output to its inputs. `Tensor.backward()` sorts
+that graph topologically (iteratively, so graphs of any depth work) and runs the backward
+functions in reverse order, accumulating into `.grad` of the leaves.
+
+`.grad` is a raw array (not a Tensor), so optimizers work on arrays without indirection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import numpy as np
+
+from minidl import backend
+from minidl.backend import device_of, to_device, to_numpy, xp_of
+
+_grad_enabled = True
+
+
+# --------------------------------------------------------------------------- grad mode
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations currently record a graph."""
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev, _grad_enabled = _grad_enabled, self.enabled
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev
+        return False
+
+
+def no_grad() -> _GradMode:
+    """Context manager and decorator: operations inside record no graph (evaluation, updates)."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Context manager and decorator: record a graph again inside a no_grad block."""
+    return _GradMode(True)
+
+
+# --------------------------------------------------------------------------- Function
+
+
+class Function:
+    """One differentiable operation: `forward` on arrays, `backward` returning input gradients.
+
+    Subclasses implement::
+
+        def forward(self, *arrays, **params) -> array
+        def backward(self, grad_out) -> tuple of arrays (or None), one per positional input
+
+    `forward` may keep what backward needs with `save_for_backward` or plain attributes;
+    `self.needs_input_grad[i]` tells backward which gradients are wanted at all.
+    Inputs that are Python scalars are passed to forward as they are and get no gradient.
+    """
+
+    def save_for_backward(self, *arrays) -> None:
+        self.saved = arrays
+
+    def forward(self, *args, **params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad_out):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **params) -> "Tensor":
+        """Run forward on the inputs' arrays and, if any input requires grad, record the node."""
+        fn = cls()
+        args = []
+        device = dtype = None
+        requires_grad = False
+        for x in inputs:
+            if isinstance(x, Tensor):
+                d = x.data
+                dev = device_of(d)
+                if device is None:
+                    device = dev
+                elif dev != device:
+                    raise RuntimeError(
+                        f"{cls.__name__}: inputs on different devices ({device} and {dev}); "
+                        "move them with .to(device) first"
+                    )
+                if d.dtype.kind == "f":
+                    if dtype is None:
+                        dtype = d.dtype
+                    elif d.dtype != dtype:
+                        raise TypeError(
+                            f"{cls.__name__}: inputs have different dtypes ({dtype} and "
+                            f"{d.dtype}); convert one with .astype()"
+                        )
+                requires_grad = requires_grad or x.requires_grad
+                args.append(d)
+            elif isinstance(x, np.generic):
+                # a NumPy scalar would upcast float32 data (NEP 50); a Python scalar does not
+                args.append(x.item())
+            else:
+                if getattr(x, "dtype", None) is not None and x.dtype.kind == "f":
+                    if dtype is None:
+                        dtype = x.dtype
+                    elif x.dtype != dtype:
+                        raise TypeError(
+                            f"{cls.__name__}: inputs have different dtypes ({dtype} and "
+                            f"{x.dtype}); convert one with .astype()"
+                        )
+                args.append(x)
+        out = fn.forward(*args, **params)
+        requires_grad = requires_grad and _grad_enabled
+        if requires_grad:
+            fn.inputs = inputs
+            fn.needs_input_grad = tuple(
+                isinstance(x, Tensor) and x.requires_grad for x in inputs
+            )
+            fn.freed = False
+            return Tensor._make(out, True, fn)
+        return Tensor._make(out, False, None)
+
+
+# --------------------------------------------------------------------------- Tensor
+
+
+def _as_array(data, dtype, device):
+    """Convert user data to a backend array: Python floats get the default float dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if backend.is_cupy_array(data) or isinstance(data, np.ndarray):
+        arr = data
+    else:
+        arr = np.asarray(data)
+        if dtype is None and arr.dtype.kind == "f":
+            dtype = backend.get_default_dtype()
+    if device is not None:
+        arr = to_device(arr, device)
+    if dtype is not None and arr.dtype != np.dtype(dtype):
+        arr = arr.astype(dtype)
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    Tensor(data, requires_grad=False, dtype=None, device=None)
+
+    data: a NumPy or CuPy array (kept without a copy), a Tensor, or Python numbers/lists
+          (floating values get the default dtype, float32 unless changed).
+    requires_grad: record operations on this tensor so that backward() fills `.grad`.
+                   Only floating-point tensors can require gradients.
+    dtype, device: convert on construction ('cpu' or 'cuda').
+
+    Attributes: data (the array), grad (an array of the same shape, or None), requires_grad,
+    and the properties dtype, shape, ndim, size, device.
+    """
+
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_retain", "__weakref__")
+    __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, device: str | None = None):
+        self.data = _as_array(data, dtype, device)
+        self.grad = None
+        self._ctx = None
+        self._retain = False
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _make(cls, data, requires_grad: bool, ctx) -> "Tensor":
+        """Fast constructor for op outputs: no conversion, no checks."""
+        t = object.__new__(cls)
+        t.data, t.grad, t._requires_grad, t._ctx, t._retain = data, None, requires_grad, ctx, False
+        return t
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {self.data.dtype}"
+            )
+        if not value and self._ctx is not None:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use detach()")
+        self._requires_grad = bool(value)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def device(self) -> str:
+        return device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The Function that produced this tensor (None for leaves)."""
+        return self._ctx
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(to_numpy(self.data), separator=", ", prefix="Tensor(")
+        extra = f", device='{self.device}'" if self.device != "cpu" else ""
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({body}, dtype={self.dtype}{extra}{grad})"
+
+    # ------------------------------------------------------------------ conversion
+    def detach(self) -> "Tensor":
+        """A tensor sharing this one's data, cut from the graph."""
+        return Tensor._make(self.data, False, None)
+
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (a copy from the GPU; the array itself on the CPU)."""
+        return to_numpy(self.data)
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return to_numpy(self.data).reshape(()).item()
+
+    def tolist(self):
+        return to_numpy(self.data).tolist()
+
+    def to(self, device: str) -> "Tensor":
+        """This tensor on `device` ('cpu' or 'cuda'); differentiable (gradients move back)."""
+        backend.check_device(device)
+        if device == self.device:
+            return self
+        from minidl.ops.shape import to_device_op
+
+        return to_device_op(self, device)
+
+    def astype(self, dtype) -> "Tensor":
+        """A copy converted to `dtype` (differentiable between floating dtypes)."""
+        from minidl.ops.elementwise import astype
+
+        return astype(self, dtype)
+
+    def retain_grad(self) -> "Tensor":
+        """Keep `.grad` on this non-leaf tensor after backward (for inspection)."""
+        self._retain = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
+
+        grad: the upstream gradient, needed unless self has one element (then it is 1).
+        retain_graph: keep the saved arrays so that backward can run through the graph again;
+                      otherwise they are freed and a second backward raises.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a non-scalar tensor of shape {self.shape} needs an explicit "
+                    "gradient of the same shape: tensor.backward(grad)"
+                )
+            grad = xp_of(self.data).ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else grad
+            if device_of(grad) != self.device:
+                raise RuntimeError(f"gradient on {device_of(grad)}, tensor on {self.device}")
+            grad = xp_of(self.data).asarray(grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(
+                    f"gradient shape {grad.shape} does not match tensor shape {self.shape}"
+                )
+
+        grads = {id(self): grad}
+        for t in reversed(self._topo_order()):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            fn = t._ctx
+            if fn is None or t._retain:
+                t.grad = g if t.grad is None else t.grad + g
+                if fn is None:
+                    continue
+            if fn.freed:
+                raise RuntimeError(
+                    "trying to backward through a graph whose saved arrays were already freed; "
+                    "call backward(retain_graph=True) the first time if you need to go again"
+                )
+            in_grads = fn.backward(g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if not retain_graph:
+                fn.saved = None
+                fn.freed = True
+            for x, gx in zip(fn.inputs, in_grads):
+                if gx is None or not isinstance(x, Tensor) or not x._requires_grad:
+                    continue
+                key = id(x)
+                prev = grads.get(key)
+                grads[key] = gx if prev is None else prev + gx
+
+    def _topo_order(self) -> list:
+        """Tensors of the graph ending here, each after all of its inputs (no recursion)."""
+        order, seen = [], {id(self)}
+        stack = [(self, False)]
+        while stack:
+            t, expanded = stack.pop()
+            if expanded:
+                order.append(t)
+                continue
+            stack.append((t, True))
+            if t._ctx is not None:
+                for x in t._ctx.inputs:
+                    if isinstance(x, Tensor) and x._requires_grad and id(x) not in seen:
+                        seen.add(id(x))
+                        stack.append((x, False))
+        return order
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __pow__(self, exponent):
+        return ops.pow(self, exponent)
+
+    def __rpow__(self, base):
+        return ops.pow(base, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    # comparisons give boolean tensors without gradient
+    def _compare(self, other, name):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._make(getattr(self.data, name)(other), False, None)
+
+    def __lt__(self, other):
+        return self._compare(other, "__lt__")
+
+    def __le__(self, other):
+        return self._compare(other, "__le__")
+
+    def __gt__(self, other):
+        return self._compare(other, "__gt__")
+
+    def __ge__(self, other):
+        return self._compare(other, "__ge__")
+
+    def __eq__(self, other):
+        return self._compare(other, "__eq__")
+
+    def __ne__(self, other):
+        return self._compare(other, "__ne__")
+
+    __hash__ = object.__hash__  # identity, so tensors can key optimizer state
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
+
+    # ------------------------------------------------------------------ methods
+    def sum(self, axis=None, keepdims=False):
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return ops.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return ops.min(self, axis, keepdims)
+
+    def argmax(self, axis=None) -> "Tensor":
+        return Tensor._make(self.data.argmax(axis=axis), False, None)
+
+    def argmin(self, axis=None) -> "Tensor":
+        return Tensor._make(self.data.argmin(axis=axis), False, None)
+
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return ops.reshape(self, shape)
+
+    def flatten(self, start_axis: int = 0):
+        return ops.flatten(self, start_axis)
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return ops.transpose(self, axes or None)
+
+    @property
+    def T(self):
+        return ops.transpose(self, None)
+
+    def swapaxes(self, axis1: int, axis2: int):
+        return ops.swapaxes(self, axis1, axis2)
+
+    def broadcast_to(self, shape):
+        return ops.broadcast_to(self, shape)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def abs(self):
+        return ops.abs(self)
+
+    def clip(self, min=None, max=None):
+        return ops.clip(self, min, max)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def softmax(self, axis=-1):
+        return ops.softmax(self, axis)
+
+    def log_softmax(self, axis=-1):
+        return ops.log_softmax(self, axis)
+
+    def logsumexp(self, axis=None, keepdims=False):
+        return ops.logsumexp(self, axis, keepdims)
+
+
+def tensor(data, requires_grad: bool = False, dtype=None, device: str | None = None) -> Tensor:
+    """Create a Tensor (same arguments as the Tensor constructor)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def _factory(fill):
+    @functools.wraps(fill)
+    def make(*shape, dtype=None, device: str = "cpu", requires_grad: bool = False) -> Tensor:
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        xp = backend.xp_for(device)
+        arr = fill(xp, shape, dtype or backend.get_default_dtype())
+        return Tensor(arr, requires_grad=requires_grad)
+
+    return make
+
+
+@_factory
+def zeros(xp, shape, dtype):
+    """zeros(*shape, dtype=None, device='cpu', requires_grad=False): a tensor of zeros."""
+    return xp.zeros(shape, dtype=dtype)
+
+
+@_factory
+def ones(xp, shape, dtype):
+    """ones(*shape, dtype=None, device='cpu', requires_grad=False): a tensor of ones."""
+    return xp.ones(shape, dtype=dtype)
+
+
+@_factory
+def randn(xp, shape, dtype):
+    """randn(*shape, ...): standard normal samples from minidl's seeded generator."""
+    rng = backend.get_rng("cuda" if xp is not np else "cpu")
+    return rng.standard_normal(shape, dtype=np.dtype(dtype))
+
+
+@_factory
+def rand(xp, shape, dtype):
+    """rand(*shape, ...): uniform samples in [0, 1) from minidl's seeded generator."""
+    rng = backend.get_rng("cuda" if xp is not np else "cpu")
+    return rng.random(shape, dtype=np.dtype(dtype))
+
+
+from minidl import ops  # noqa: E402  (ops builds on Function and Tensor defined above)

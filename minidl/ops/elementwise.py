@@ -1,0 +1,414 @@
+"""Elementwise operations with NumPy broadcasting, and activation functions.
+
+Each Function returns its gradients reduced to its inputs' shapes (`unbroadcast`). Python
+scalars mix with tensors without changing their dtype (NumPy 2, NEP 50).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minidl.autograd import Function, Tensor
+from minidl.backend import xp_of
+
+
+def unbroadcast(grad, shape: tuple):
+    """Sum `grad` over the axes that broadcasting added or stretched, giving it `shape`.
+
+    Broadcasting prepends axes and stretches size-1 axes; the gradient of a broadcast input is
+    the sum of the output gradient over exactly those axes.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
+    )
+    if axes == (0,) and grad.ndim == 2:
+        # column sums of a tall matrix: a matrix-vector product is far faster (PERF_NOTES 5)
+        xp = xp_of(grad)
+        return (xp.ones(grad.shape[0], dtype=grad.dtype) @ grad).reshape(shape)
+    return grad.sum(axis=axes).reshape(shape)
+
+
+def _shape(x) -> tuple:
+    return np.shape(x) if not hasattr(x, "shape") else x.shape
+
+
+def _binary_broadcast_check(name, a, b):
+    try:
+        np.broadcast_shapes(_shape(a), _shape(b))
+    except ValueError:
+        raise ValueError(
+            f"{name}: shapes {tuple(_shape(a))} and {tuple(_shape(b))} cannot be broadcast together"
+        ) from None
+
+
+class Add(Function):
+    """z = a + b.   dL/da = unbroadcast(g), dL/db = unbroadcast(g)."""
+
+    def forward(self, a, b):
+        _binary_broadcast_check("add", a, b)
+        self.shapes = (_shape(a), _shape(b))
+        return a + b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return unbroadcast(g, sa), unbroadcast(g, sb)
+
+
+class Sub(Function):
+    """z = a - b.   dL/da = unbroadcast(g), dL/db = -unbroadcast(g)."""
+
+    def forward(self, a, b):
+        _binary_broadcast_check("sub", a, b)
+        self.shapes = (_shape(a), _shape(b))
+        return a - b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        gb = -unbroadcast(g, sb) if self.needs_input_grad[1] else None
+        return unbroadcast(g, sa), gb
+
+
+class Mul(Function):
+    """z = a * b.   dL/da = unbroadcast(g * b), dL/db = unbroadcast(g * a)."""
+
+    def forward(self, a, b):
+        _binary_broadcast_check("mul", a, b)
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, g):
+        a, b = self.saved
+        ga = unbroadcast(g * b, _shape(a)) if self.needs_input_grad[0] else None
+        gb = unbroadcast(g * a, _shape(b)) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    """z = a / b.   dL/da = unbroadcast(g / b), dL/db = unbroadcast(-g * a / b^2)."""
+
+    def forward(self, a, b):
+        _binary_broadcast_check("div", a, b)
+        self.save_for_backward(a, b)
+        return a / b
+
+    def backward(self, g):
+        a, b = self.saved
+        ga = unbroadcast(g / b, _shape(a)) if self.needs_input_grad[0] else None
+        gb = unbroadcast(-g * a / (b * b), _shape(b)) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    """z = -a.   dL/da = -g."""
+
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Pow(Function):
+    """z = a ** b.   dL/da = g * b * a^(b-1),  dL/db = g * z * log(a)  (a > 0 where needed)."""
+
+    def forward(self, a, b):
+        _binary_broadcast_check("pow", a, b)
+        out = a**b
+        self.save_for_backward(a, b, out)
+        return out
+
+    def backward(self, g):
+        a, b, out = self.saved
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g * b * a ** (b - 1), _shape(a))
+        if self.needs_input_grad[1]:
+            xp = xp_of(a, b)
+            gb = unbroadcast(g * out * xp.log(a), _shape(b))
+        return ga, gb
+
+
+class Exp(Function):
+    """z = exp(a).   dL/da = g * z."""
+
+    def forward(self, a):
+        out = xp_of(a).exp(a)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        return (g * self.saved[0],)
+
+
+class Log(Function):
+    """z = log(a).   dL/da = g / a."""
+
+    def forward(self, a):
+        self.save_for_backward(a)
+        return xp_of(a).log(a)
+
+    def backward(self, g):
+        return (g / self.saved[0],)
+
+
+class Sqrt(Function):
+    """z = sqrt(a).   dL/da = g / (2 z)."""
+
+    def forward(self, a):
+        out = xp_of(a).sqrt(a)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        return (g / (2 * self.saved[0]),)
+
+
+class Abs(Function):
+    """z = |a|.   dL/da = g * sign(a)  (0 at a = 0)."""
+
+    def forward(self, a):
+        self.save_for_backward(a)
+        return xp_of(a).abs(a)
+
+    def backward(self, g):
+        return (g * xp_of(g).sign(self.saved[0]),)
+
+
+class Clip(Function):
+    """z = min(max(a, lo), hi).   dL/da = g where lo <= a <= hi, else 0 (as torch.clamp)."""
+
+    def forward(self, a, lo=None, hi=None):
+        if lo is None and hi is None:
+            raise ValueError("clip: give at least one of min and max")
+        self.save_for_backward(a)
+        self.lo, self.hi = lo, hi
+        return xp_of(a).clip(a, lo, hi)
+
+    def backward(self, g):
+        (a,) = self.saved
+        mask = True
+        if self.lo is not None:
+            mask = a >= self.lo
+        if self.hi is not None:
+            mask = mask & (a <= self.hi)
+        return (g * mask,)
+
+
+class Maximum(Function):
+    """z = max(a, b) elementwise.  The larger input gets g; ties split it evenly (as torch)."""
+
+    def forward(self, a, b):
+        _binary_broadcast_check("maximum", a, b)
+        self.save_for_backward(a, b)
+        return xp_of(a, b).maximum(a, b)
+
+    def backward(self, g):
+        a, b = self.saved
+        wa = (a > b) + 0.5 * (a == b)
+        ga = unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None
+        gb = unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Minimum(Function):
+    """z = min(a, b) elementwise.  The smaller input gets g; ties split it evenly (as torch)."""
+
+    def forward(self, a, b):
+        _binary_broadcast_check("minimum", a, b)
+        self.save_for_backward(a, b)
+        return xp_of(a, b).minimum(a, b)
+
+    def backward(self, g):
+        a, b = self.saved
+        wa = (a < b) + 0.5 * (a == b)
+        ga = unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None
+        gb = unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Where(Function):
+    """z = a where cond else b.  dL/da = g where cond, dL/db = g elsewhere (cond: no grad)."""
+
+    def forward(self, cond, a, b):
+        xp = xp_of(cond, a, b)
+        self.cond = xp.asarray(cond, dtype=bool)
+        self.shapes = (_shape(a), _shape(b))
+        return xp.where(self.cond, a, b)
+
+    def backward(self, g):
+        cond, (sa, sb) = self.cond, self.shapes
+        ga = unbroadcast(g * cond, sa) if self.needs_input_grad[1] else None
+        gb = unbroadcast(g * ~cond, sb) if self.needs_input_grad[2] else None
+        return None, ga, gb
+
+
+class ReLU(Function):
+    """z = max(a, 0).   dL/da = g where a > 0, else 0."""
+
+    def forward(self, a):
+        out = xp_of(a).maximum(a, 0)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        return (g * (self.saved[0] > 0),)
+
+
+class LeakyReLU(Function):
+    """z = a if a > 0 else slope * a.   dL/da = g * (1 if a > 0 else slope)."""
+
+    def forward(self, a, slope=0.01):
+        self.save_for_backward(a)
+        self.slope = slope
+        return xp_of(a).where(a > 0, a, a * slope)
+
+    def backward(self, g):
+        (a,) = self.saved
+        return (xp_of(g).where(a > 0, g, g * self.slope),)
+
+
+class Sigmoid(Function):
+    """z = 1 / (1 + exp(-a)), computed as (1 + tanh(a/2)) / 2 so it never overflows.
+
+    dL/da = g * z * (1 - z).
+    """
+
+    def forward(self, a):
+        xp = xp_of(a)
+        out = xp.tanh(a * 0.5)
+        out += 1
+        out *= 0.5
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        z = self.saved[0]
+        return (g * z * (1 - z),)
+
+
+class Tanh(Function):
+    """z = tanh(a).   dL/da = g * (1 - z^2)."""
+
+    def forward(self, a):
+        out = xp_of(a).tanh(a)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        z = self.saved[0]
+        return (g * (1 - z * z),)
+
+
+class AsType(Function):
+    """z = a converted to another dtype.  dL/da = g converted back (floating dtypes only)."""
+
+    def forward(self, a, dtype=None):
+        self.dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return (g.astype(self.dtype),)
+
+
+def add(a, b) -> Tensor:
+    """a + b with broadcasting (see Add)."""
+    return Add.apply(a, b)
+
+
+def sub(a, b) -> Tensor:
+    """a - b with broadcasting (see Sub)."""
+    return Sub.apply(a, b)
+
+
+def mul(a, b) -> Tensor:
+    """a * b with broadcasting (see Mul)."""
+    return Mul.apply(a, b)
+
+
+def div(a, b) -> Tensor:
+    """a / b with broadcasting (see Div)."""
+    return Div.apply(a, b)
+
+
+def neg(a) -> Tensor:
+    """-a (see Neg)."""
+    return Neg.apply(a)
+
+
+def pow(a, b) -> Tensor:  # noqa: A001  (NumPy's name)
+    """a ** b; either may be a tensor or a number (see Pow)."""
+    return Pow.apply(a, b)
+
+
+def exp(a) -> Tensor:
+    """exp(a) (see Exp)."""
+    return Exp.apply(a)
+
+
+def log(a) -> Tensor:
+    """Natural logarithm (see Log)."""
+    return Log.apply(a)
+
+
+def sqrt(a) -> Tensor:
+    """Square root (see Sqrt)."""
+    return Sqrt.apply(a)
+
+
+def abs(a) -> Tensor:  # noqa: A001
+    """|a| (see Abs)."""
+    return Abs.apply(a)
+
+
+def clip(a, min=None, max=None) -> Tensor:  # noqa: A002
+    """Clamp a into [min, max]; either bound may be None (see Clip)."""
+    return Clip.apply(a, lo=min, hi=max)
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise maximum (see Maximum)."""
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise minimum (see Minimum)."""
+    return Minimum.apply(a, b)
+
+
+def where(cond, a, b) -> Tensor:
+    """a where cond is true, else b (see Where); cond may be a boolean Tensor or array."""
+    if isinstance(cond, Tensor):
+        cond = cond.data
+    return Where.apply(cond, a, b)
+
+
+def relu(a) -> Tensor:
+    """Rectified linear unit max(a, 0) (see ReLU)."""
+    return ReLU.apply(a)
+
+
+def leaky_relu(a, negative_slope: float = 0.01) -> Tensor:
+    """Leaky ReLU with slope `negative_slope` for a < 0 (see LeakyReLU)."""
+    return LeakyReLU.apply(a, slope=negative_slope)
+
+
+def sigmoid(a) -> Tensor:
+    """Logistic function, stable for any input (see Sigmoid)."""
+    return Sigmoid.apply(a)
+
+
+def tanh(a) -> Tensor:
+    """Hyperbolic tangent (see Tanh)."""
+    return Tanh.apply(a)
+
+
+def astype(a, dtype) -> Tensor:
+    """a converted to `dtype` (see AsType); integer results carry no gradient."""
+    dtype = np.dtype(dtype)
+    if isinstance(a, Tensor) and a.requires_grad and dtype.kind != "f":
+        with_grad = AsType.apply(a.detach(), dtype=dtype)
+        return with_grad
+    return AsType.apply(a, dtype=dtype)

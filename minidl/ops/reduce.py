@@ -1,0 +1,181 @@
+"""Reductions (sum, mean, max, min, logsumexp) and the softmax family.
+
+`axis` is None (all axes), an int or a tuple of ints; negative axes count from the end.
+Softmax, log_softmax and logsumexp subtract the maximum first: exp overflows past about 88 in
+float32, and exp(x - max) <= 1 never does.
+"""
+
+from __future__ import annotations
+
+from minidl.autograd import Function, Tensor
+from minidl.backend import xp_of
+
+
+def _axes(axis, ndim: int) -> tuple:
+    """Normalise `axis` to a sorted tuple of non-negative axes, checking the range."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for ax in axes:
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"axis {ax} is out of range for an array with {ndim} dimensions")
+        out.append(ax % ndim)
+    return tuple(sorted(set(out)))
+
+
+def _expand(g, in_shape: tuple, axes: tuple, keepdims: bool):
+    """Give a reduced gradient back its reduced axes as size 1, ready to broadcast."""
+    if keepdims or not axes:
+        return g
+    shape = [1 if i in axes else n for i, n in enumerate(in_shape)]
+    return g.reshape(shape)
+
+
+class Sum(Function):
+    """z = sum of a over `axis`.   dL/da = g broadcast back over the summed axes."""
+
+    def forward(self, a, axis=None, keepdims=False):
+        self.shape, self.axes, self.keepdims = a.shape, _axes(axis, a.ndim), keepdims
+        return a.sum(axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        g = _expand(g, self.shape, self.axes, self.keepdims)
+        return (xp_of(g).broadcast_to(g, self.shape),)
+
+
+class Mean(Function):
+    """z = mean of a over `axis`.   dL/da = g / n broadcast back, n = number of values averaged."""
+
+    def forward(self, a, axis=None, keepdims=False):
+        self.shape, self.axes, self.keepdims = a.shape, _axes(axis, a.ndim), keepdims
+        self.count = 1
+        for ax in self.axes:
+            self.count *= a.shape[ax]
+        return a.mean(axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        g = _expand(g, self.shape, self.axes, self.keepdims) / self.count
+        return (xp_of(g).broadcast_to(g, self.shape),)
+
+
+class _Extreme(Function):
+    """Max or min over `axis`. The gradient goes to the extreme elements; ties share it evenly
+    (like torch.amax), which is a valid subgradient and keeps the op symmetric."""
+
+    reduce = "max"
+
+    def forward(self, a, axis=None, keepdims=False):
+        if a.size == 0:
+            raise ValueError(f"{self.reduce}() of an empty array")
+        self.axes, self.keepdims = _axes(axis, a.ndim), keepdims
+        out = getattr(a, self.reduce)(axis=self.axes, keepdims=True)
+        self.save_for_backward(a, out)
+        return out if keepdims else out.reshape([n for i, n in enumerate(a.shape)
+                                                 if i not in self.axes])
+
+    def backward(self, g):
+        a, out = self.saved
+        g = _expand(g, a.shape, self.axes, self.keepdims)
+        hit = a == out
+        return (g * hit / hit.sum(axis=self.axes, keepdims=True),)
+
+
+class Max(_Extreme):
+    reduce = "max"
+
+
+class Min(_Extreme):
+    reduce = "min"
+
+
+class LogSumExp(Function):
+    """z = log(sum(exp(a))) over `axis`, computed as m + log(sum(exp(a - m))), m = max(a).
+
+    dL/da = g * softmax(a) along the reduced axes.
+    """
+
+    def forward(self, a, axis=None, keepdims=False):
+        xp = xp_of(a)
+        self.axes, self.keepdims = _axes(axis, a.ndim), keepdims
+        m = a.max(axis=self.axes, keepdims=True)
+        out = xp.log(xp.exp(a - m).sum(axis=self.axes, keepdims=True)) + m
+        self.save_for_backward(a, out)
+        return out if keepdims else out.reshape([n for i, n in enumerate(a.shape)
+                                                 if i not in self.axes])
+
+    def backward(self, g):
+        a, out = self.saved
+        g = _expand(g, a.shape, self.axes, self.keepdims)
+        return (g * xp_of(a).exp(a - out),)
+
+
+class Softmax(Function):
+    """z = exp(a - m) / sum(exp(a - m)) along `axis`.
+
+    dL/da = z * (g - sum(g * z))   (the Jacobian-vector product, never the Jacobian).
+    """
+
+    def forward(self, a, axis=-1):
+        xp = xp_of(a)
+        e = xp.exp(a - a.max(axis=axis, keepdims=True))
+        out = e / e.sum(axis=axis, keepdims=True)
+        self.axis = axis
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        (z,) = self.saved
+        gz = g * z
+        return (gz - z * gz.sum(axis=self.axis, keepdims=True),)
+
+
+class LogSoftmax(Function):
+    """z = a - logsumexp(a) along `axis`.   dL/da = g - softmax(a) * sum(g)."""
+
+    def forward(self, a, axis=-1):
+        xp = xp_of(a)
+        shifted = a - a.max(axis=axis, keepdims=True)
+        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        self.axis = axis
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        (z,) = self.saved
+        return (g - xp_of(z).exp(z) * g.sum(axis=self.axis, keepdims=True),)
+
+
+def sum(a, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001  (NumPy's name)
+    """Sum over `axis` (see Sum)."""
+    return Sum.apply(a, axis=axis, keepdims=keepdims)
+
+
+def mean(a, axis=None, keepdims: bool = False) -> Tensor:
+    """Mean over `axis` (see Mean)."""
+    return Mean.apply(a, axis=axis, keepdims=keepdims)
+
+
+def max(a, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over `axis` (see Max)."""
+    return Max.apply(a, axis=axis, keepdims=keepdims)
+
+
+def min(a, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Minimum over `axis` (see Min)."""
+    return Min.apply(a, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(a, axis=None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(a))) over `axis`, stable (see LogSumExp)."""
+    return LogSumExp.apply(a, axis=axis, keepdims=keepdims)
+
+
+def softmax(a, axis: int = -1) -> Tensor:
+    """Softmax along `axis`, stable (see Softmax)."""
+    return Softmax.apply(a, axis=axis)
+
+
+def log_softmax(a, axis: int = -1) -> Tensor:
+    """Log of the softmax along `axis`, stable (see LogSoftmax)."""
+    return LogSoftmax.apply(a, axis=axis)

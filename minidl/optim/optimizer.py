@@ -1,0 +1,217 @@
+"""Optimizer: the torch.optim contract (param groups, lazy per-parameter state, step, zero_grad,
+state_dict) around one readable per-parameter update.
+
+A subclass is its docstring (the algorithm, paper, defaults, state keys) plus::
+
+    def __init__(self, params, lr=..., ...):  # named hyperparameters, then
+        super().__init__(params, dict(lr=lr, ...))
+    def init_state(self, p, group) -> dict     # zeros_like(p.data) etc., on p's device
+    def update(self, p, grad, state, group)    # the equations, updating p.data in place
+
+`grad` already includes coupled L2 weight decay (g + weight_decay * p) when the group has a
+`weight_decay`. `p.grad` itself is never modified: it may be shared with other arrays.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable, Iterable
+
+import numpy as np
+
+from minidl import backend
+from minidl.autograd import Tensor, enable_grad, no_grad
+from minidl.nn.module import Module
+
+# generic hyperparameter ranges, checked for every group that has the key
+_RANGES = {
+    "lr": (0.0, math.inf, "lr must be >= 0"),
+    "eps": (0.0, math.inf, "eps must be >= 0"),
+    "weight_decay": (0.0, math.inf, "weight_decay must be >= 0"),
+    "momentum": (0.0, math.inf, "momentum must be >= 0"),
+    "dampening": (0.0, 1.0, "dampening must be in [0, 1]"),
+}
+
+
+def check_range(name: str, value, lo: float, hi: float, lo_open: bool = False,
+                hi_open: bool = False) -> None:
+    """Raise ValueError naming the hyperparameter unless lo <= value <= hi (open ends optional)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    too_low = value <= lo if lo_open else value < lo
+    too_high = value >= hi if hi_open else value > hi
+    if too_low or too_high or math.isnan(value):
+        lb = "(" if lo_open else "["
+        rb = ")" if hi_open else "]"
+        raise ValueError(f"invalid {name}: {value} (must be in {lb}{lo}, {hi}{rb})")
+
+
+class Optimizer:
+    """Base class of all optimizers (torch.optim conventions).
+
+    params: an iterable of Parameters, a Module (its parameters), or an iterable of dicts
+        (param groups), each with 'params' and any per-group hyperparameter overrides.
+    defaults: the hyperparameters every group gets unless it overrides them.
+    """
+
+    coupled_weight_decay = True  # False where the algorithm decouples decay (AdamW)
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.state: dict = {}
+        self.param_groups: list[dict] = []
+        if isinstance(params, Module):
+            params = params.parameters()
+        if isinstance(params, Tensor):
+            raise TypeError("params must be an iterable of Parameters or dicts, got one Tensor")
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, group: dict) -> None:
+        """Add a group of parameters with optional per-group hyperparameters."""
+        group = dict(group)
+        params = group["params"]
+        if isinstance(params, Module):
+            params = params.parameters()
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer params must be Tensors, got {type(p).__name__}")
+            if not p.requires_grad:
+                raise ValueError("optimizer got a tensor that does not require grad")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unknown hyperparameters {sorted(unknown)}; "
+                f"valid: {sorted(self.defaults)}"
+            )
+        self.validate(group)
+        self.param_groups.append(group)
+
+    def validate(self, group: dict) -> None:
+        """Check the group's hyperparameters; subclasses extend this for their own."""
+        for key, (lo, hi, _) in _RANGES.items():
+            if key in group:
+                check_range(key, group[key], lo, hi)
+        if "betas" in group:
+            betas = group["betas"]
+            if not isinstance(betas, (tuple, list)):
+                raise TypeError(f"betas must be a tuple, got {betas!r}")
+            for i, b in enumerate(betas):
+                check_range(f"betas[{i}]", b, 0.0, 1.0, hi_open=True)
+
+    # ------------------------------------------------------------------ stepping
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients (to None by default, as torch >= 2.0)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad = backend.xp_of(p.grad).zeros_like(p.grad)
+
+    def init_state(self, p, group: dict) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, p, grad, state: dict, group: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(self, closure: Callable | None = None):
+        """One update of every parameter that has a gradient; returns the closure's loss."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state.get(p)
+                    if state is None:
+                        state = self.state[p] = self.init_state(p, group)
+                    grad = p.grad
+                    wd = group.get("weight_decay", 0.0)
+                    if wd and self.coupled_weight_decay:
+                        grad = grad + wd * p.data
+                    self.update(p, grad, state, group)
+        return loss
+
+    # ------------------------------------------------------------------ state
+    def _params(self) -> list:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def state_dict(self) -> dict:
+        """{'state': {index: {key: value}}, 'param_groups': [{..., 'params': [indices]}]}.
+
+        Parameters are replaced by their position in group order; arrays are copied.
+        """
+        index = {id(p): i for i, p in enumerate(self._params())}
+        groups = []
+        for g in self.param_groups:
+            d = {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
+            d["params"] = [index[id(p)] for p in g["params"]]
+            groups.append(d)
+        state = {index[id(p)]: _copy_state(s) for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a state_dict: group count and sizes must match; floating arrays are cast to
+        each parameter's dtype and moved to its device."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(
+                f"state_dict has {len(groups)} parameter groups, optimizer has "
+                f"{len(self.param_groups)}"
+            )
+        for i, (saved, own) in enumerate(zip(groups, self.param_groups)):
+            if len(saved["params"]) != len(own["params"]):
+                raise ValueError(
+                    f"parameter group {i}: state_dict has {len(saved['params'])} parameters, "
+                    f"optimizer has {len(own['params'])}"
+                )
+        params = self._params()
+        for saved, own in zip(groups, self.param_groups):
+            for k, v in saved.items():
+                if k != "params":
+                    own[k] = copy.deepcopy(v)
+        self.state = {}
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            self.state[p] = _copy_state(s, like=p.data)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(g):
+                if k != "params":
+                    lines.append(f"    {k}: {g[k]}")
+        return "\n".join(lines) + "\n)"
+
+
+def _copy_state(value, like=None):
+    """Deep copy of a state value; with `like`, floating arrays move to its device and dtype."""
+    if isinstance(value, dict):
+        return {k: _copy_state(v, like) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy_state(v, like) for v in value)
+    if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
+        if like is not None:
+            value = backend.to_device(value, backend.device_of(like))
+            if value.dtype.kind == "f" and value.ndim > 0:
+                return value.astype(like.dtype, copy=True)
+        return value.copy()
+    return copy.deepcopy(value)
