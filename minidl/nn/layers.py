@@ -1,0 +1,169 @@
+"""Dense layer, activation modules, Flatten and loss modules.
+
+The math lives in minidl.ops; a layer owns its parameters and calls one op (Chainer's F/L split).
+"""
+
+from __future__ import annotations
+
+import math
+
+from minidl import backend, ops
+from minidl.autograd import Tensor
+from minidl.nn.input_stats import SupportsInputStats
+from minidl.nn.module import Module, Parameter
+
+INITS = ("torch", "he_uniform", "he_normal", "glorot_uniform", "glorot_normal",
+         "lecun_uniform", "lecun_normal")
+
+
+class Dense(SupportsInputStats, Module):
+    """Fully connected layer (Keras's Dense, PyTorch's Linear):  y = x W + b.
+
+    x: (..., in_features) -> y: (..., out_features).
+    weight W: (in_features, out_features), so axis 0 indexes the inputs (input_axes=(0,));
+    bias b: (out_features,).
+    init: 'torch' (PyTorch's default: W and b ~ U(-1/sqrt(in), 1/sqrt(in))), or one of
+        he_uniform, he_normal, glorot_uniform, glorot_normal, lecun_uniform, lecun_normal
+        (bias zero), all from minidl.nn.init.
+    Supports input statistics (minidl.nn.input_stats): when attached, the weight gradient is
+    (x - running_mean)^T g, one mean per input feature.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 init: str = "torch", device: str = "cpu", dtype=None):
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(
+                f"Dense needs positive sizes, got in_features={in_features}, "
+                f"out_features={out_features}"
+            )
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
+        self.in_features, self.out_features, self.init = in_features, out_features, init
+        xp = backend.xp_for(device)
+        dtype = dtype or backend.get_default_dtype()
+        self.weight = Parameter(xp.empty((in_features, out_features), dtype=dtype),
+                                input_axes=(0,))
+        self.bias = Parameter(xp.zeros(out_features, dtype=dtype)) if bias else None
+        if init == "torch":
+            bound = 1.0 / math.sqrt(in_features)
+            for p in (self.weight, self.bias):
+                if p is not None:
+                    p.data[...] = _uniform(p.data.shape, bound, device)
+        else:
+            from minidl.nn import init as initializers  # noqa: PLC0415
+
+            getattr(initializers, init)(self.weight)
+
+    @property
+    def input_stats_shape(self) -> tuple:
+        return (self.in_features,)
+
+    def forward(self, x: Tensor) -> Tensor:
+        data = x.data if isinstance(x, Tensor) else x
+        count = data.size // self.in_features
+
+        def batch_mean():
+            x2 = data.reshape(-1, self.in_features)
+            return backend.xp_of(x2).ones(x2.shape[0], dtype=x2.dtype) @ x2 / count
+
+        center = self._input_center(batch_mean, count)
+        return ops.linear(x, self.weight, self.bias, center=center)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+def _uniform(shape, bound: float, device: str):
+    """U(-bound, bound) samples from minidl's generator for `device` (float64, cast on store)."""
+    return (backend.get_rng(device).random(shape) * 2.0 - 1.0) * bound
+
+
+class ReLU(Module):
+    """max(x, 0) elementwise."""
+
+    def forward(self, x):
+        return ops.relu(x)
+
+
+class LeakyReLU(Module):
+    """x if x > 0 else negative_slope * x."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return ops.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)) elementwise."""
+
+    def forward(self, x):
+        return ops.sigmoid(x)
+
+
+class Tanh(Module):
+    """tanh(x) elementwise."""
+
+    def forward(self, x):
+        return ops.tanh(x)
+
+
+class Softmax(Module):
+    """Softmax along `axis` (for probabilities; train on logits with CrossEntropyLoss)."""
+
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        return ops.softmax(x, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...), keeping the axes before `start_axis`."""
+
+    def __init__(self, start_axis: int = 1):
+        super().__init__()
+        self.start_axis = start_axis
+
+    def forward(self, x):
+        return ops.flatten(x, self.start_axis)
+
+
+class Identity(Module):
+    """Returns its input."""
+
+    def forward(self, x):
+        return x
+
+
+class CrossEntropyLoss(Module):
+    """Softmax cross-entropy from logits (N, C) and integer or one-hot targets (ops.cross_entropy).
+    """
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, logits, target):
+        return ops.cross_entropy(logits, target, self.reduction)
+
+
+class MSELoss(Module):
+    """Mean squared error (ops.mse_loss)."""
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred, target):
+        return ops.mse_loss(pred, target, self.reduction)

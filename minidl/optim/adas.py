@@ -1,0 +1,265 @@
+"""ADAS, Adaptive Step Size (Yanai Eliyahu, 2020-21; github.com/YanaiEliyahu/AdasOptimizer).
+
+ADAS learns one step size per layer *input* by gradient descent on the step size itself, and
+learns the step size of those step sizes (sigma, the "SSSS") the same way, with a fixed step
+kappa at the top. The reference implementation (C++, `struct layer`) also takes each layer's
+weight gradient from inputs offset by their running mean; that needs the layer's cooperation,
+which minidl provides through the input-statistics protocol (minidl/nn/input_stats.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+from minidl import backend
+from minidl.autograd import enable_grad, no_grad
+from minidl.nn.input_stats import InputStats, SupportsInputStats
+from minidl.nn.module import Module
+from minidl.optim.optimizer import Optimizer, check_range
+
+# Defaults of the two reference variants (OPTIMIZERS.md section 3.22).
+VARIANTS = {
+    # adasopt-cpp/main.cpp: input offsets, one sigma per layer (bias = one more input),
+    # step sizes 0.1*sqrt(B)/(fan_in+1), no epsilon.
+    "cpp": dict(lr=None, beta_2=0.9999, beta_3=0.99999, eps=0.0, offsets=True,
+                layer_sigma=True),
+    # adasopt_pytorch.py: plain gradients, one sigma per tensor, step sizes 1e-3, eps 1e-8.
+    "pytorch": dict(lr=1e-3, beta_2=0.999, beta_3=0.9999, eps=1e-8, offsets=False,
+                    layer_sigma=False),
+}
+INIT_SCALE = 0.1  # C++: initial step size 0.1 * sqrt(batch) / (fan_in + 1)
+
+
+class Adas(Optimizer):
+    """ADAS: per-input step sizes learned by hypergradient descent (Eliyahu 2020, no paper).
+
+    Normaliser ("Adam without momentum"), one per quantity, with its own second moment a:
+        N(d) = d * sqrt(1 - beta_1^t) / (sqrt(a) + eps),   a <- beta_1 a + (1 - beta_1) d^2
+    (eps = 0 as in C++: 0/0 gives 0). Per step, for every weight tensor W with gradient G
+    (taken from offset inputs when offsets=True) and step sizes s (one per input of W, i.e. per
+    entry of W's `input_axes`; one scalar for a bias):
+        n   = N_W(G)
+        W  <- W - s * n                              (s broadcast over the output axes)
+        h   = sum over output axes of (D * G)        (D before its update)
+        D  <- beta_3 D + (1 - beta_3) n              (running average of weight updates)
+        n_s = N_s(h);   s <- s * (1 + sigma * n_s)   (sigma before its update)
+        k   = sum(E * h)                             (E before its update)
+        E  <- beta_2 E + (1 - beta_2) n_s            (running average of step-size updates)
+    and per sigma-unit (a layer when layer_sigma, else each tensor), with k summed over it:
+        sigma <- sigma * (1 + lr3 * N_sigma(k))
+    The step sizes s follow the product of the recent update direction and the current
+    gradient: they grow while successive gradients agree and shrink when they oscillate.
+
+    Input offsets (offsets=True, the reference): every supporting layer (Dense, Conv2d) gets an
+    InputStats; in training mode the batch joins a running mean mu of the layer's inputs
+    (per-sample decay offset_momentum) *before* the weight gradient is formed as
+    (x - mu)^T g. Bias gradients are unchanged. Statistics belong to this optimizer: they are
+    in its state_dict and detached by close() (or on leaving a `with Adas(...)` block).
+
+    Arguments (each variant sets the defaults marked *; an explicit value wins):
+        params: a Module or its parameters (their owning layers must support input offsets
+            when offsets=True; a clear ValueError otherwise).
+        variant: 'cpp' (default; adasopt-cpp/main.cpp) or 'pytorch' (adasopt_pytorch.py).
+        lr*: initial step size; None = 0.1 * sqrt(batch_size) / (fan_in + 1) per layer (cpp);
+            1e-3 for 'pytorch'.
+        batch_size: B in the cpp initial step size (default 32).
+        lr2: initial sigma, the step size of the step sizes (5e-3).
+        lr3: kappa, the fixed step size of sigma (5e-4).
+        beta_1: second-moment decay of every normaliser (0.999).
+        beta_2*: decay of E, the step-size-update average (cpp 0.9999, pytorch 0.999).
+        beta_3*: decay of D, the weight-update average (cpp 0.99999, pytorch 0.9999).
+        eps*: normaliser epsilon (cpp 0, pytorch 1e-8).
+        offsets*: centre layer inputs for the weight gradient (cpp True, pytorch False).
+        offset_momentum: per-sample decay of the input means (0.99999).
+        layer_sigma*: one sigma per layer, W and b together (cpp True, pytorch False).
+        weight_decay: coupled L2 (not in the reference; default 0).
+    State per tensor: step, exp_avg_sq (a of N_W), update_avg (D), lr (s), lr_sq (a of N_s),
+    lr_update_avg (E); per sigma-unit, under its first tensor: sigma, sigma_sq, sigma_step.
+    """
+
+    def __init__(self, params, variant: str = "cpp", lr=None, batch_size: int = 32,
+                 lr2: float = 5e-3, lr3: float = 5e-4, beta_1: float = 0.999,
+                 beta_2: float | None = None, beta_3: float | None = None,
+                 eps: float | None = None, offsets: bool | None = None,
+                 offset_momentum: float = 0.99999, layer_sigma: bool | None = None,
+                 weight_decay: float = 0.0):
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown Adas variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        given = dict(lr=lr, beta_2=beta_2, beta_3=beta_3, eps=eps, offsets=offsets,
+                     layer_sigma=layer_sigma)
+        chosen = {k: (VARIANTS[variant][k] if v is None else v) for k, v in given.items()}
+        names = {}
+        if isinstance(params, Module):
+            names = {id(p): n for n, p in params.named_parameters()}
+            params = params.parameters()
+        defaults = dict(chosen, variant=variant, batch_size=batch_size, lr2=lr2, lr3=lr3,
+                        beta_1=beta_1, offset_momentum=offset_momentum,
+                        weight_decay=weight_decay)
+        super().__init__(params, defaults)
+        self._names = names
+        self._units: list[tuple[dict, list]] = []
+        self._stats: list[tuple[object, InputStats]] = []  # (layer, stats), construction order
+        self._handles = []
+        for group in self.param_groups:
+            self._build_units(group)
+
+    # ------------------------------------------------------------------ construction
+    def validate(self, group: dict) -> None:
+        super().validate({k: v for k, v in group.items() if k != "lr"})
+        if group["lr"] is not None:
+            check_range("lr", group["lr"], 0.0, math.inf, lo_open=True)
+        bs = group["batch_size"]
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+            raise ValueError(f"invalid batch_size: {bs!r} (must be a positive int)")
+        for key in ("lr2", "lr3"):
+            check_range(key, group[key], 0.0, math.inf)
+        for key in ("beta_1", "beta_2", "beta_3", "offset_momentum"):
+            check_range(key, group[key], 0.0, 1.0, hi_open=True)
+
+    def _name(self, p, i: int) -> str:
+        return self._names.get(id(p), f"parameter {i}")
+
+    def _build_units(self, group: dict) -> None:
+        """Split the group into sigma-units (layers or tensors) and attach input statistics."""
+        units: dict[int, list] = {}
+        order = []
+        for i, p in enumerate(group["params"]):
+            owner = getattr(p, "owner", None)
+            if group["offsets"] and not isinstance(owner, SupportsInputStats):
+                kind = "no layer" if owner is None else f"a {type(owner).__name__} layer"
+                raise ValueError(
+                    f"Adas with input offsets: {self._name(p, i)} belongs to {kind}, which "
+                    "cannot take input offsets (supported: Dense, Conv2d); pass offsets=False "
+                    "or variant='pytorch' for the plain algorithm"
+                )
+            key = id(owner) if (group["layer_sigma"] and owner is not None) else id(p)
+            if key not in units:
+                units[key] = []
+                order.append(key)
+            units[key].append(p)
+        for key in order:
+            self._units.append((group, units[key]))
+        if group["offsets"]:
+            layers = {id(p.owner): p.owner for p in group["params"]}
+            for layer in layers.values():
+                w = next(q for q in layer.parameters() if q.input_axes)
+                stats = InputStats(layer.input_stats_shape, group["offset_momentum"],
+                                   device=w.device, dtype=w.dtype)
+                self._handles.append(layer.attach_input_stats(stats))
+                self._stats.append((layer, stats))
+
+    def _initial_lr(self, group: dict, unit: list) -> float:
+        if group["lr"] is not None:
+            return float(group["lr"])
+        weights = [p for p in unit if p.input_axes]
+        fan_in = 1
+        for ax in (weights[0].input_axes if weights else ()):
+            fan_in *= weights[0].shape[ax]
+        return INIT_SCALE * math.sqrt(group["batch_size"]) / (fan_in + 1)
+
+    def init_state(self, p, group: dict) -> dict:
+        xp = backend.xp_of(p.data)
+        s_shape = tuple(p.shape[a] for a in p.input_axes)
+        return {"step": 0, "exp_avg_sq": xp.zeros_like(p.data),
+                "update_avg": xp.zeros_like(p.data),
+                "lr": xp.zeros(s_shape, dtype=p.dtype), "lr_sq": xp.zeros(s_shape, dtype=p.dtype),
+                "lr_update_avg": xp.zeros(s_shape, dtype=p.dtype)}
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, closure=None):
+        """One ADAS update of every parameter with a gradient; returns the closure's loss."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group, unit in self._units:
+                active = [p for p in unit if p.grad is not None]
+                if not active:
+                    continue
+                head = self.state.setdefault(unit[0], {})
+                if "sigma" not in head:
+                    xp = backend.xp_of(unit[0].data)
+                    head.update(sigma=xp.asarray(group["lr2"], dtype=unit[0].dtype),
+                                sigma_sq=xp.zeros((), dtype=unit[0].dtype), sigma_step=0)
+                k = 0.0
+                for p in active:
+                    state = self.state.setdefault(p, {})
+                    if "step" not in state:
+                        state.update(self.init_state(p, group))
+                        state["lr"][...] = self._initial_lr(group, unit)
+                    grad = p.grad
+                    if group["weight_decay"]:
+                        grad = grad + group["weight_decay"] * p.data
+                    k = k + self._update_tensor(p, grad, state, group, head["sigma"])
+                head["sigma_step"] += 1
+                n_k = _normalise(k, head["sigma_sq"], head["sigma_step"], group)
+                head["sigma"] = head["sigma"] * (1 + group["lr3"] * n_k)
+        return loss
+
+    # ------------------------------------------------------------------ state and lifetime
+    @property
+    def input_stats(self) -> list:
+        """The InputStats this optimizer attached, in construction order."""
+        return [stats for _, stats in self._stats]
+
+    def state_dict(self) -> dict:
+        out = super().state_dict()
+        out["input_stats"] = [stats.state_dict() for stats in self.input_stats]
+        return out
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        saved = state_dict.get("input_stats", [])
+        if len(saved) != len(self._stats):
+            raise ValueError(
+                f"state_dict holds {len(saved)} input statistics, this Adas has {len(self._stats)}"
+            )
+        super().load_state_dict(state_dict)
+        for stats, s in zip(self.input_stats, saved):
+            stats.load_state_dict(s)
+
+    def close(self) -> None:
+        """Detach the input statistics from their layers (plain gradients again)."""
+        for handle in self._handles:
+            handle.detach()
+        self._handles = []
+
+    def __enter__(self) -> "Adas":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def _update_tensor(p, grad, state: dict, group: dict, sigma):
+        """Weight step, step-size step and running averages of one tensor; returns its share
+        sum(E * h) of the sigma derivative k (E before its update)."""
+        axes = p.input_axes
+        out_axes = tuple(i for i in range(p.ndim) if i not in axes)
+        bshape = tuple(n if i in axes else 1 for i, n in enumerate(p.shape))
+        state["step"] += 1
+        s, upd = state["lr"], state["update_avg"]
+        n = _normalise(grad, state["exp_avg_sq"], state["step"], group)
+        p.data -= s.reshape(bshape) * n
+        h = (upd * grad).sum(axis=out_axes) if out_axes else upd * grad
+        upd *= group["beta_3"]
+        upd += (1 - group["beta_3"]) * n
+        n_s = _normalise(h, state["lr_sq"], state["step"], group)
+        e = state["lr_update_avg"]
+        k_part = (e * h).sum()
+        s *= 1 + sigma * n_s
+        e *= group["beta_2"]
+        e += (1 - group["beta_2"]) * n_s
+        return k_part
+
+
+def _normalise(d, sq, t: int, group: dict):
+    """N(d) = d * sqrt(1 - b^t) / (sqrt(a) + eps) after a <- b a + (1 - b) d^2, updating the
+    second moment `sq` in place. With eps = 0 a zero history gives 0, not 0/0 = NaN (the C++
+    reference's NaN-to-zero), by dividing by the smallest normal number instead of 0."""
+    b = group["beta_1"]
+    sq *= b
+    sq += (1 - b) * d * d
+    xp = backend.xp_of(sq)
+    eps = group["eps"] or float(xp.finfo(sq.dtype).tiny)
+    return d * math.sqrt(1 - b**t) / (xp.sqrt(sq) + eps)

@@ -1,0 +1,90 @@
+"""save / load: nested state (dicts, lists, tuples, numbers, strings, arrays) in one .npz file.
+
+Arrays are stored as NumPy arrays (GPU arrays are copied to the host); everything else goes into
+a JSON description stored beside them, which keeps dict key types (optimizer state is keyed by
+int), tuples and big integers (random-generator states). Files are written atomically: to a
+temporary file in the same folder, flushed to disk, then renamed over the target, so an
+interrupted save never destroys the previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from minidl import backend
+
+_TREE = "__tree__"
+
+
+def _encode(obj, arrays: list):
+    if isinstance(obj, dict):
+        return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, arrays) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays) for v in obj]
+    if isinstance(obj, np.ndarray) or backend.is_cupy_array(obj):
+        arrays.append(backend.to_numpy(obj))
+        return {"__array__": len(arrays) - 1}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot save an object of type {type(obj).__name__}")
+
+
+def _decode(obj, arrays):
+    if isinstance(obj, list):
+        return [_decode(v, arrays) for v in obj]
+    if isinstance(obj, dict):
+        if "__dict__" in obj:
+            return {_decode(k, arrays): _decode(v, arrays) for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_decode(v, arrays) for v in obj["__tuple__"])
+        if "__array__" in obj:
+            return arrays[f"a{obj['__array__']}"]
+    return obj
+
+
+def save(obj, path) -> Path:
+    """Write `obj` to `path` (.npz) atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: list = []
+    tree = json.dumps(_encode(obj, arrays))
+    payload = {f"a{i}": a for i, a in enumerate(arrays)}
+    payload[_TREE] = np.frombuffer(tree.encode(), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load(path):
+    """Read an object written by `save` (arrays come back as NumPy arrays)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if _TREE not in data.files:
+                raise KeyError(f"no {_TREE} entry")
+            arrays = {k: data[k] for k in data.files if k != _TREE}
+            tree = json.loads(data[_TREE].tobytes().decode())
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise ValueError(f"cannot read {path}: the file is corrupt or truncated ({e})") from e
+    return _decode(tree, arrays)

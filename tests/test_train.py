@@ -1,0 +1,139 @@
+"""fit / evaluate / History / checkpoints on real MNIST, and the atomic save format."""
+
+import json
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl import backend, serialize
+from minidl.data import flatten, load_mnist, scale
+from minidl.models import mlp
+from minidl.optim.sgd import SGD
+from minidl.train import CHECKPOINT, History, evaluate, fit
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    (xtr, ytr), (xte, yte) = load_mnist()
+    return (flatten(scale(xtr)), ytr), (flatten(scale(xte)), yte)
+
+
+def test_one_epoch_sgd_on_10k_images_beats_90_percent(mnist, tmp_path):
+    (xtr, ytr), test = mnist
+    md.manual_seed(0)
+    model = mlp()
+    opt = SGD(model, lr=0.05, momentum=0.9)
+    h = fit(model, opt, (xtr[:10000], ytr[:10000]), 1, test=test, out=tmp_path,
+            progress=False)
+    rec = h.records[0]
+    assert rec["test_acc"] > 0.90
+    assert rec["train_errors"] == round((1 - rec["train_acc"]) * 10000)
+    # the files a user gets
+    rows = (tmp_path / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 2
+    assert json.loads((tmp_path / "history.json").read_text())[0]["test_acc"] == rec["test_acc"]
+    assert (tmp_path / CHECKPOINT).exists()
+
+
+def test_evaluate_matches_numpy(mnist):
+    (xtr, ytr), _ = mnist
+    md.manual_seed(1)
+    model = mlp(hidden=(16,))
+    r = evaluate(model, xtr[:3000], ytr[:3000], batch_size=700)
+    w1, b1, w2, b2 = (p.numpy().astype(np.float64) for p in model.parameters())
+    z = np.maximum(xtr[:3000] @ w1 + b1, 0) @ w2 + b2
+    lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    assert r["loss"] == pytest.approx(np.mean(lse - z[np.arange(3000), ytr[:3000]]), rel=1e-5)
+    assert r["errors"] == int((z.argmax(1) != ytr[:3000]).sum())
+
+
+def _run(xtr, ytr, out, epochs, resume=False, interrupt_at=None):
+    md.manual_seed(0)
+    model = mlp(hidden=(32,))
+    opt = SGD(model, lr=0.05, momentum=0.9)
+    if interrupt_at is not None:  # Ctrl-C in the middle of an epoch
+        forward, calls = model.forward, {"n": 0}
+
+        def flaky(x):
+            calls["n"] += 1
+            if calls["n"] == interrupt_at:
+                raise KeyboardInterrupt
+            return forward(x)
+        object.__setattr__(model, "forward", flaky)
+    h = fit(model, opt, (xtr, ytr), epochs, out=out, resume=resume, progress=False,
+            batch_size=64, eval_train=False)
+    return model, opt, h
+
+
+def test_resume_is_bit_identical(mnist, tmp_path):
+    (xtr, ytr), _ = mnist
+    xtr, ytr = xtr[:4000], ytr[:4000]
+    full, opt_full, h_full = _run(xtr, ytr, tmp_path / "a", 3)
+    _run(xtr, ytr, tmp_path / "b", 1)  # stops after epoch 1
+    resumed, opt_res, h_res = _run(xtr, ytr, tmp_path / "b", 3, resume=True)
+    for p, q in zip(full.parameters(), resumed.parameters()):
+        assert np.array_equal(p.data, q.data)
+    assert h_res["online_loss"] == h_full["online_loss"]
+
+
+def test_ctrl_c_saves_and_resume_mid_epoch_is_bit_identical(mnist, tmp_path, capsys):
+    (xtr, ytr), _ = mnist
+    xtr, ytr = xtr[:4000], ytr[:4000]
+    full, _, h_full = _run(xtr, ytr, tmp_path / "a", 2)
+    _, _, h_cut = _run(xtr, ytr, tmp_path / "b", 2, interrupt_at=90)  # epoch 2, batch 27
+    assert len(h_cut) == 1 and "interrupted in epoch 2 after 26 batches" in capsys.readouterr().out
+    resumed, _, h_res = _run(xtr, ytr, tmp_path / "b", 2, resume=True)
+    for p, q in zip(full.parameters(), resumed.parameters()):
+        assert np.array_equal(p.data, q.data)
+    assert h_res["online_loss"] == pytest.approx(h_full["online_loss"], rel=1e-12)
+
+
+def test_fit_validates_arguments(mnist):
+    (xtr, ytr), _ = mnist
+    model = mlp(hidden=(4,))
+    with pytest.raises(ValueError, match="epochs"):
+        fit(model, SGD(model, lr=0.1), (xtr[:10], ytr[:10]), -1)
+    with pytest.raises(ValueError, match="same first dimension"):
+        fit(model, SGD(model, lr=0.1), (xtr[:10], ytr[:9]), 1)
+
+
+def test_history_columns_and_csv(tmp_path):
+    h = History()
+    h.append({"epoch": 1, "loss": 0.5})
+    h.append({"epoch": 2, "loss": 0.25, "acc": 0.9})
+    assert h["loss"] == [0.5, 0.25] and h["acc"] == [None, 0.9]
+    h.to_csv(tmp_path / "h.csv")
+    assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,loss,acc", "1,0.5,",
+                                                               "2,0.25,0.9"]
+
+
+def test_serialize_round_trip_keeps_types(tmp_path, device, xp):
+    obj = {"a": xp.arange(6, dtype=np.float32).reshape(2, 3), 3: (1, 2.5, None),
+           "nested": [{"k": True, "big": 2**100}], "s": "text"}
+    path = serialize.save(obj, tmp_path / "x.npz")
+    back = serialize.load(path)
+    assert isinstance(back["a"], np.ndarray) and back["a"].dtype == np.float32
+    assert np.array_equal(back["a"], backend.to_numpy(obj["a"]))
+    assert back[3] == (1, 2.5, None) and back["nested"] == [{"k": True, "big": 2**100}]
+    assert back["s"] == "text"
+
+
+def test_serialize_is_atomic_and_detects_corruption(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.npz"
+    serialize.save({"v": np.ones(3)}, path)
+
+    def broken_savez(f, **arrays):
+        f.write(b"partial")
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        serialize.save({"v": np.zeros(3)}, path)
+    monkeypatch.undo()
+    assert np.array_equal(serialize.load(path)["v"], np.ones(3))  # old checkpoint intact
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]  # no temp file left
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        serialize.load(path)
+    with pytest.raises(FileNotFoundError):
+        serialize.load(tmp_path / "missing.npz")
