@@ -35,6 +35,10 @@ class _GradMode(contextlib.ContextDecorator):
     def __init__(self, enabled: bool):
         self.enabled = enabled
 
+    def _recreate_cm(self):
+        # as a decorator, each call gets its own context (recursion must restore correctly)
+        return _GradMode(self.enabled)
+
     def __enter__(self):
         global _grad_enabled
         self.prev, _grad_enabled = _grad_enabled, self.enabled
@@ -122,6 +126,8 @@ class Function:
                         )
                 args.append(x)
         out = fn.forward(*args, **params)
+        if isinstance(out, np.generic):  # NumPy reductions return scalars, not 0-d arrays
+            out = np.asarray(out)
         requires_grad = requires_grad and _grad_enabled
         if requires_grad:
             fn.inputs = inputs
@@ -308,13 +314,22 @@ class Tensor:
                 )
 
         grads = {id(self): grad}
+        given = set()  # arrays already stored in some .grad
         for t in reversed(self._topo_order()):
             g = grads.pop(id(t), None)
             if g is None:
                 continue
             fn = t._ctx
             if fn is None or t._retain:
-                t.grad = g if t.grad is None else t.grad + g
+                if t.grad is None:
+                    # own the array: a backward may hand out read-only broadcast views, or one
+                    # array to several inputs, and users may scale .grad in place
+                    if id(g) in given or not getattr(g.flags, "writeable", True):
+                        g = g.copy()
+                    given.add(id(g))
+                    t.grad = g
+                else:
+                    t.grad = t.grad + g
                 if fn is None:
                     continue
             if fn.freed:

@@ -69,7 +69,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1
             if not abs(a - numeric) <= atol + rtol * abs(numeric):
                 if not raise_exception:
                     return False
-                idx = np.unravel_index(j, x.shape) if x.shape else ()
+                # plain ints: NumPy 2 would print (np.int64(1), np.int64(2))
+                idx = tuple(int(k) for k in np.unravel_index(j, x.shape)) if x.shape else ()
                 raise GradcheckError(
                     f"gradient mismatch for input {i} (shape {x.shape}) at element {idx}: "
                     f"analytic {a:.10g}, numeric {numeric:.10g}, difference {a - numeric:.3g}"

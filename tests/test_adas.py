@@ -90,7 +90,7 @@ def _oracle(steps, offsets, s0, sigma0=5e-3, kappa=5e-4, b1=0.999, b2=0.9999, b3
 @pytest.mark.parametrize("offsets", [True, False])
 def test_three_steps_match_the_equations(device, offsets):
     layer = _layer(device)
-    opt = Adas(layer, offsets=offsets, lr=0.02)
+    opt = Adas(layer, offsets=offsets, lr=0.02, batch_size=4)
     _train_steps(layer, opt, device)
     W, b = _oracle(3, offsets, s0=0.02)
     np.testing.assert_allclose(layer.weight.numpy(), W, rtol=1e-12, atol=1e-15)
@@ -99,7 +99,7 @@ def test_three_steps_match_the_equations(device, offsets):
 
 def test_default_initial_step_size_follows_the_cpp_rule(device):
     layer = _layer(device)
-    opt = Adas(layer, batch_size=4)
+    opt = Adas(layer, batch_size=4)  # the C++ batch: its decays exactly
     _train_steps(layer, opt, device, steps=1)
     s = backend.to_numpy(opt.state[layer.weight]["lr"])
     s_b = float(backend.to_numpy(opt.state[layer.bias]["lr"]))

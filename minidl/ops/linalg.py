@@ -31,7 +31,12 @@ class MatMul(Function):
                 f"(inner dimensions {ka} != {kb})"
             )
         self.save_for_backward(a, b)
-        return a @ b
+        try:
+            return a @ b
+        except ValueError:  # batch axes that do not broadcast
+            raise ValueError(
+                f"matmul: batch dimensions of shapes {a.shape} and {b.shape} do not broadcast"
+            ) from None
 
     def backward(self, g):
         a, b = self.saved
@@ -67,6 +72,10 @@ class Linear(Function):
                 f"linear: input of shape {x.shape} does not fit weight of shape {w.shape} "
                 f"(expected (..., {w.shape[0] if w.ndim == 2 else '?'}))"
             )
+        if b is not None and b.shape != (w.shape[1],):
+            # a (1, out) bias would broadcast in forward but get a (out,) gradient in backward
+            raise ValueError(f"linear: bias of shape {b.shape} does not fit weight of shape "
+                             f"{w.shape} (expected ({w.shape[1]},))")
         self.x_shape = x.shape
         x2 = x.reshape(-1, x.shape[-1])
         self.save_for_backward(x2, w)

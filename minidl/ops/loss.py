@@ -18,7 +18,8 @@ class CrossEntropy(Function):
 
     Targets are class indices t (N,) or a probability / one-hot matrix y (N, C):
         loss_n = logsumexp(z_n) - z_n[t_n]      or      -sum_c y_nc * log_softmax(z_n)_c
-    dL/dz_n = softmax(z_n) - y_n   (times 1/N for reduction='mean'; times g_n for 'none').
+    dL/dz_n = softmax(z_n) * sum_c y_nc - y_n, which is softmax(z_n) - y_n when the row sums
+    to 1 (always for class indices)   (times 1/N for reduction='mean'; times g_n for 'none').
     logsumexp subtracts the row maximum, so float32 logits of any size are safe.
     """
 
@@ -57,11 +58,11 @@ class CrossEntropy(Function):
 
     def backward(self, g):
         p, target = self.saved
-        grad = p.copy() if self.reduction == "none" else p
         if target.ndim == 1:
+            grad = p.copy()  # never p itself: backward(retain_graph=True) may run again
             grad[self.rows, target] -= 1
         else:
-            grad = grad - target
+            grad = p * target.sum(axis=1, keepdims=True) - target
         if self.reduction == "mean":
             grad *= g / p.shape[0]
         elif self.reduction == "sum":

@@ -15,7 +15,7 @@ def _axes(axis, ndim: int) -> tuple:
     """Normalise `axis` to a sorted tuple of non-negative axes, checking the range."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)  # int or NumPy integer
     out = []
     for ax in axes:
         if not -ndim <= ax < ndim:
@@ -78,7 +78,8 @@ class _Extreme(Function):
         a, out = self.saved
         g = _expand(g, a.shape, self.axes, self.keepdims)
         hit = a == out
-        return (g * hit / hit.sum(axis=self.axes, keepdims=True),)
+        # count in g's dtype: an integer count would promote float32 gradients to float64
+        return (g * hit / hit.sum(axis=self.axes, keepdims=True, dtype=g.dtype),)
 
 
 class Max(_Extreme):

@@ -36,7 +36,7 @@ class Transpose(Function):
         return a.transpose(self.axes)
 
     def backward(self, g):
-        return (g.transpose(np.argsort(self.axes)),)
+        return (g.transpose(np.argsort(self.axes).tolist()),)
 
 
 class BroadcastTo(Function):
@@ -58,7 +58,9 @@ class BroadcastTo(Function):
 def _is_advanced(index) -> bool:
     """Whether an index uses integer or boolean arrays (then repeated entries are possible)."""
     items = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(i, (list, np.ndarray)) or backend.is_cupy_array(i) for i in items)
+    # a tuple inside the index tuple is a sequence of integers too: x[((0, 0),)] is x[[0, 0]]
+    advanced = (list, tuple, np.ndarray)
+    return any(isinstance(i, advanced) or backend.is_cupy_array(i) for i in items)
 
 
 class GetItem(Function):
@@ -87,7 +89,7 @@ class Concatenate(Function):
     def forward(self, *arrays, axis=0):
         xp = xp_of(*arrays)
         self.axis = axis
-        self.bounds = np.cumsum([x.shape[axis] for x in arrays])[:-1]
+        self.bounds = np.cumsum([x.shape[axis] for x in arrays])[:-1].tolist()
         try:
             return xp.concatenate(arrays, axis=axis)
         except ValueError:

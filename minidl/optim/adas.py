@@ -20,14 +20,19 @@ from minidl.optim.optimizer import Optimizer, check_range
 # Defaults of the two reference variants (OPTIMIZERS.md section 3.22).
 VARIANTS = {
     # adasopt-cpp/main.cpp: input offsets, one sigma per layer (bias = one more input),
-    # step sizes 0.1*sqrt(B)/(fan_in+1), no epsilon.
-    "cpp": dict(lr=None, beta_2=0.9999, beta_3=0.99999, eps=0.0, offsets=True,
-                layer_sigma=True),
+    # step sizes 0.1*sqrt(B)/(fan_in+1), no epsilon; beta_2/beta_3 as at its batch size 4
+    # (None: scaled to the batch size, see CPP_BATCH).
+    "cpp": dict(lr=None, beta_2=None, beta_3=None, eps=0.0, offsets=True, layer_sigma=True),
     # adasopt_pytorch.py: plain gradients, one sigma per tensor, step sizes 1e-3, eps 1e-8.
     "pytorch": dict(lr=1e-3, beta_2=0.999, beta_3=0.9999, eps=1e-8, offsets=False,
                     layer_sigma=False),
 }
 INIT_SCALE = 0.1  # C++: initial step size 0.1 * sqrt(batch) / (fan_in + 1)
+# The C++ program trains with batches of 4 and decays its running averages once per batch:
+# D by 0.99999 and E by 0.9999. With batches of B the same horizon *in samples* is
+# decay^(B/4); at B = 32 that is 0.99992 and 0.9992 (the PyTorch file, written for batch 32,
+# moved them to 0.9999 and 0.999 by hand).
+CPP_BATCH, CPP_BETA_2, CPP_BETA_3 = 4, 0.9999, 0.99999
 
 
 class Adas(Optimizer):
@@ -66,11 +71,15 @@ class Adas(Optimizer):
         lr2: initial sigma, the step size of the step sizes (5e-3).
         lr3: kappa, the fixed step size of sigma (5e-4).
         beta_1: second-moment decay of every normaliser (0.999).
-        beta_2*: decay of E, the step-size-update average (cpp 0.9999, pytorch 0.999).
-        beta_3*: decay of D, the weight-update average (cpp 0.99999, pytorch 0.9999).
+        beta_2*: decay of E, the step-size-update average (cpp 0.9999^(batch_size/4), i.e.
+            the C++ value per 4 samples; pytorch 0.999).
+        beta_3*: decay of D, the weight-update average (cpp 0.99999^(batch_size/4);
+            pytorch 0.9999).
         eps*: normaliser epsilon (cpp 0, pytorch 1e-8).
         offsets*: centre layer inputs for the weight gradient (cpp True, pytorch False).
         offset_momentum: per-sample decay of the input means (0.99999).
+        offset_debias: divide the input means by 1 - offset_momentum^count (False, as the
+            reference; see InputStats).
         layer_sigma*: one sigma per layer, W and b together (cpp True, pytorch False).
         weight_decay: coupled L2 (not in the reference; default 0).
     State per tensor: step, exp_avg_sq (a of N_W), update_avg (D), lr (s), lr_sq (a of N_s),
@@ -81,19 +90,27 @@ class Adas(Optimizer):
                  lr2: float = 5e-3, lr3: float = 5e-4, beta_1: float = 0.999,
                  beta_2: float | None = None, beta_3: float | None = None,
                  eps: float | None = None, offsets: bool | None = None,
-                 offset_momentum: float = 0.99999, layer_sigma: bool | None = None,
+                 offset_momentum: float = 0.99999, offset_debias: bool = False,
+                 layer_sigma: bool | None = None,
                  weight_decay: float = 0.0):
         if variant not in VARIANTS:
             raise ValueError(f"unknown Adas variant {variant!r}; valid: {', '.join(VARIANTS)}")
         given = dict(lr=lr, beta_2=beta_2, beta_3=beta_3, eps=eps, offsets=offsets,
                      layer_sigma=layer_sigma)
         chosen = {k: (VARIANTS[variant][k] if v is None else v) for k, v in given.items()}
+        if isinstance(batch_size, int) and batch_size > 0:
+            scale = batch_size / CPP_BATCH
+            if chosen["beta_2"] is None:
+                chosen["beta_2"] = CPP_BETA_2**scale
+            if chosen["beta_3"] is None:
+                chosen["beta_3"] = CPP_BETA_3**scale
         names = {}
         if isinstance(params, Module):
             names = {id(p): n for n, p in params.named_parameters()}
             params = params.parameters()
         defaults = dict(chosen, variant=variant, batch_size=batch_size, lr2=lr2, lr3=lr3,
                         beta_1=beta_1, offset_momentum=offset_momentum,
+                        offset_debias=offset_debias,
                         weight_decay=weight_decay)
         super().__init__(params, defaults)
         self._names = names
@@ -144,7 +161,8 @@ class Adas(Optimizer):
             for layer in layers.values():
                 w = next(q for q in layer.parameters() if q.input_axes)
                 stats = InputStats(layer.input_stats_shape, group["offset_momentum"],
-                                   device=w.device, dtype=w.dtype)
+                                   device=w.device, dtype=w.dtype,
+                                   debias=group["offset_debias"])
                 self._handles.append(layer.attach_input_stats(stats))
                 self._stats.append((layer, stats))
 
