@@ -1,0 +1,113 @@
+"""Adai: momentum SGD whose inertia (beta1) adapts per element to the local curvature estimate,
+with no adaptive learning rate (Xie, Wang, Zhang, Sato & Sugiyama, arXiv:2006.15815)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from minidl.autograd import enable_grad, no_grad
+from minidl.backend import xp_of
+from minidl.optim.optimizer import Optimizer, check_range
+
+
+class Adai(Optimizer):
+    """Adai (Adaptive Inertia): Z. Xie, X. Wang, H. Zhang, I. Sato, M. Sugiyama, "Adaptive
+    Inertia: Disentangling the Effects of Adaptive Learning Rate and Momentum", ICML 2022,
+    arXiv:2006.15815 (v1 2020: "Adai: Separating the Effects of Adaptive Learning Rate and
+    Momentum Inertia"). As the official code (zeke-xie/adaptive-inertia-adai `Adai`).
+
+    Per step t (per parameter; g includes coupled L2 weight decay unless decoupled):
+
+        v <- b2*v + (1-b2)*g^2            v_hat = v / (1-b2^t)
+        v_bar = mean of v_hat over every element of every parameter that has a gradient,
+                in all groups (one scalar: a global quantity, as the official code)
+        b1 = clip(1 - b0 * v_hat / v_bar, 0, 1 - eps)        (element-wise)
+        prod <- prod * b1                 (element-wise, starts at 1)
+        m <- b1*m + (1-b1)*g
+        p <- p - lr * m / (1 - prod)
+
+    There is no division by sqrt(v): the adaptivity is in the inertia b1, not in the step size.
+    So `step` makes two passes: the first updates every v and the global mean, the second
+    updates m and p. Where every v_hat is 0 (no nonzero gradient yet) v_bar is 0 and v_hat/v_bar
+    is taken as 0 (b1 = 1 - eps, m stays 0): the official code gives NaN there.
+
+    Hyperparameters:
+        lr (1e-3): learning rate; the authors advise the lr of plain SGD, about 10x that of
+            momentum SGD with momentum 0.9 (the official code has no default); >= 0.
+        betas ((0.1, 0.99)): b0, the inertia gain, and b2, the decay of v; each in [0, 1).
+        eps (1e-3): bounds the inertia, b1 <= 1 - eps; in (0, 1].
+        weight_decay (0): >= 0; coupled L2 (g + weight_decay*p) unless decoupled.
+        decoupled (False): AdaiW, p <- p * (1 - lr*weight_decay) before the update.
+    State per parameter: step, exp_avg (m), exp_avg_sq (v), beta1_prod (prod).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.1, 0.99), eps: float = 1e-3,
+                 weight_decay: float = 0.0, decoupled: bool = False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      decoupled=decoupled))
+
+    def validate(self, group: dict) -> None:
+        super().validate(group)
+        if len(group["betas"]) != 2:
+            raise ValueError(f"betas must be (beta0, beta2), got {group['betas']!r}")
+        # eps > 0 keeps b1 < 1, so the bias correction 1 - prod never reaches 0
+        check_range("eps", group["eps"], 0.0, 1.0, lo_open=True)
+        if not isinstance(group["decoupled"], bool):
+            raise TypeError(f"decoupled must be True or False, got {group['decoupled']!r}")
+
+    def init_state(self, p, group: dict) -> dict:
+        xp = xp_of(p.data)
+        return {"step": 0, "exp_avg": xp.zeros_like(p.data), "exp_avg_sq": xp.zeros_like(p.data),
+                "beta1_prod": xp.ones_like(p.data)}
+
+    def step(self, closure: Callable | None = None):
+        """One update of every parameter that has a gradient; returns the closure's loss."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            live, total, count = [], 0.0, 0
+            for group in self.param_groups:  # pass 1: v of every parameter, and their mean
+                beta2, wd = group["betas"][1], group["weight_decay"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state.get(p)
+                    if state is None:
+                        state = self.state[p] = self.init_state(p, group)
+                    grad = p.grad
+                    if wd and group["decoupled"]:
+                        p.data *= 1 - group["lr"] * wd
+                    elif wd:
+                        grad = grad + wd * p.data
+                    state["step"] += 1
+                    v = state["exp_avg_sq"]
+                    v *= beta2
+                    v += (1 - beta2) * grad * grad
+                    total = total + v.sum() / (1 - beta2 ** state["step"])
+                    count += p.size
+                    live.append((p, grad, state, group))
+            if not live:
+                return loss
+            xp = xp_of(live[0][0].data)
+            mean = total / count
+            mean = xp.where(mean > 0, mean, 1)  # mean 0 means every v_hat is 0: ratio 0
+
+            for p, grad, state, group in live:  # pass 2: inertia, momentum, parameter
+                beta0, beta2 = group["betas"]
+                # b1 = 1 - b0 * v_hat / v_bar, with v_hat = v / (1 - b2^t)
+                beta1 = state["exp_avg_sq"] * (-beta0 / ((1 - beta2 ** state["step"]) * mean))
+                beta1 += 1
+                xp.clip(beta1, 0.0, 1 - group["eps"], out=beta1)
+                prod, m = state["beta1_prod"], state["exp_avg"]
+                prod *= beta1
+                m *= beta1
+                beta1 -= 1   # now b1 - 1
+                beta1 *= grad
+                m -= beta1   # m = b1*m + (1-b1)*g
+                step = 1 - prod
+                xp.divide(m, step, out=step)
+                step *= group["lr"]
+                p.data -= step
+        return loss
