@@ -41,31 +41,42 @@ def _opt_args(pairs: list[str]) -> dict:
     return out
 
 
-def _hyperparameters(cls) -> dict:
-    """The named hyperparameters of an optimizer class and their defaults."""
-    sig = inspect.signature(cls.__init__)
-    return {n: p.default for n, p in sig.parameters.items()
-            if n not in ("self", "params", "base_optimizer", "model")
-            and p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty}
+_REQUIRED = "<required>"
 
 
-def make_optimizer(name: str, params, **kwargs):
+def _hyperparameters(factory) -> dict:
+    """The named hyperparameters of an optimizer class or factory, with their defaults."""
+    sig = inspect.signature(factory)
+    return {n: (_REQUIRED if p.default is p.empty else p.default)
+            for n, p in sig.parameters.items()
+            if n not in ("params", "base_optimizer") and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def make_optimizer(name: str, params, dataset_size: int | None = None, **kwargs):
     """Build optimizer `name` (see `python -m minidl optimizers`) with keyword hyperparameters;
-    a clear SystemExit for unknown names or hyperparameters."""
+    a clear SystemExit for unknown names, unknown hyperparameters or bad values. A required
+    `N` (Santa's training-set size) is taken from `dataset_size`."""
     from minidl.optim import OPTIMIZERS  # noqa: PLC0415
 
     key = name.lower()
     if key not in OPTIMIZERS:
         raise SystemExit(f"error: unknown optimizer {name!r}; valid choices: "
                          f"{', '.join(sorted(OPTIMIZERS))}")
-    cls, preset = OPTIMIZERS[key]
-    valid = _hyperparameters(cls)
+    entry = OPTIMIZERS[key]
+    valid = _hyperparameters(entry.factory)
     unknown = set(kwargs) - set(valid)
     if unknown:
         raise SystemExit(f"error: {name} has no hyperparameter {', '.join(sorted(unknown))}; "
                          f"valid: {', '.join(valid)}")
+    kwargs = {**entry.preset, **kwargs}
+    if valid.get("N") == _REQUIRED and "N" not in kwargs and dataset_size:
+        kwargs["N"] = dataset_size
+    missing = [k for k, v in valid.items() if v == _REQUIRED and k not in kwargs]
+    if missing:
+        raise SystemExit(f"error: {name} needs {', '.join(missing)} "
+                         f"(e.g. --opt-arg {missing[0]}=VALUE)")
     try:
-        return cls(params, **{**preset, **kwargs})
+        return entry.factory(params, **kwargs)
     except (ValueError, TypeError) as e:
         raise SystemExit(f"error: {name}: {e}") from None
 
@@ -74,11 +85,10 @@ def cmd_optimizers(args) -> int:
     from minidl.optim import OPTIMIZERS  # noqa: PLC0415
 
     for key in sorted(OPTIMIZERS):
-        cls, preset = OPTIMIZERS[key]
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        defaults = {**_hyperparameters(cls), **preset}
+        entry = OPTIMIZERS[key]
+        defaults = {**_hyperparameters(entry.factory), **entry.preset}
         shown = ", ".join(f"{k}={v}" for k, v in defaults.items())
-        print(f"{key:<15} {doc}\n{'':<15} {shown}")
+        print(f"{key:<14} {entry.summary}\n{'':<14} {shown}")
     return 0
 
 
@@ -114,7 +124,7 @@ def cmd_train(args) -> int:
     for flag in ("lr", "momentum", "weight_decay"):
         if getattr(args, flag) is not None:
             kwargs[flag] = getattr(args, flag)
-    optimizer = make_optimizer(args.optimizer, model, **kwargs)
+    optimizer = make_optimizer(args.optimizer, model, dataset_size=len(x_train), **kwargs)
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -111,20 +111,19 @@ def to_device(a, device: str):
 
 
 def to_numpy(a) -> np.ndarray:
-    """Return `a` as a NumPy array. A copy from the GPU is counted in `transfer_count()`."""
+    """Return `a` as a NumPy array: a device-to-host copy for a GPU array. Every call is
+    counted by `transfer_count()`, on either device."""
     global _transfers
+    _transfers += 1
     if is_cupy_array(a):
-        _transfers += 1
         return a.get()
     return np.asarray(a)
 
 
 def transfer_count() -> int:
-    """Device-to-host copies made through `to_numpy` so far (a debugging counter).
-
-    Training code reads losses and metrics through `to_numpy`/`Tensor.item`, so the difference
-    of two readings shows how many host round-trips a piece of code made.
-    """
+    """Host reads made through `to_numpy` (and so `Tensor.item`/`.numpy`) so far: a debugging
+    counter. On the GPU each one is a device-to-host copy that stalls the pipeline; the CPU
+    counts the same calls, so a test on either backend can pin how often a loop reads back."""
     return _transfers
 
 

@@ -218,11 +218,11 @@ def fit(model, optimizer, train, epochs: int, *, test=None, batch_size: int = 32
         elapsed = time.perf_counter() - start
         skip, online = 0, (0.0, 0, 0)
 
+        total_loss, n_correct = float(backend.to_numpy(loss_sum)), int(backend.to_numpy(correct))
         record = {"epoch": epoch, "time": round(elapsed, 4),
                   "lr": optimizer.param_groups[0].get("lr", math.nan),
-                  "online_loss": float(backend.to_numpy(loss_sum)) / max(seen, 1),
-                  "online_acc": int(backend.to_numpy(correct)) / max(seen, 1),
-                  "online_errors": seen - int(backend.to_numpy(correct))}
+                  "online_loss": total_loss / max(seen, 1),
+                  "online_acc": n_correct / max(seen, 1), "online_errors": seen - n_correct}
         if eval_train:
             r = evaluate(model, x_eval, y_eval)
             record.update(train_loss=r["loss"], train_acc=r["acc"], train_errors=r["errors"])

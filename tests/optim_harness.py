@@ -15,7 +15,7 @@ from minidl.nn.module import Parameter
 
 def param(values, device="cpu", dtype=np.float64) -> Parameter:
     """A Parameter holding `values` on `device` (float64 by default for exact checks)."""
-    return Parameter(backend.to_device(np.asarray(values, dtype=dtype), device))
+    return Parameter(backend.to_device(np.array(values, dtype=dtype), device))
 
 
 def quadratic(p: Parameter, scales) -> float:

@@ -137,3 +137,18 @@ def test_serialize_is_atomic_and_detects_corruption(tmp_path, monkeypatch):
         serialize.load(path)
     with pytest.raises(FileNotFoundError):
         serialize.load(tmp_path / "missing.npz")
+
+
+def test_training_loop_reads_back_only_for_the_progress_bar(mnist, device):
+    """On the GPU every host read is a device-to-host copy. The loop may read the running loss
+    and accuracy every `log_every` steps (2 reads) and at the end of the epoch (2 reads),
+    nothing else: the same calls are counted on the CPU."""
+    (xtr, ytr), _ = mnist
+    md.manual_seed(0)
+    model = mlp(hidden=(16,)).to(device)
+    opt = SGD(model, lr=0.05, momentum=0.9)
+    before = backend.transfer_count()
+    fit(model, opt, (xtr[:2000], ytr[:2000]), 1, batch_size=50, log_every=15, progress=False,
+        eval_train=False, device=device)
+    steps = 2000 // 50  # 40 steps: progress reads after steps 15, 30 and 40
+    assert backend.transfer_count() - before == 2 * len(range(15, steps + 1, 15)) + 2 + 2

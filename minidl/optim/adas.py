@@ -117,6 +117,7 @@ class Adas(Optimizer):
         self._units: list[tuple[dict, list]] = []
         self._stats: list[tuple[object, InputStats]] = []  # (layer, stats), construction order
         self._handles = []
+        self._buffers: dict = {}
         for group in self.param_groups:
             self._build_units(group)
 
@@ -248,8 +249,16 @@ class Adas(Optimizer):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @staticmethod
-    def _update_tensor(p, grad, state: dict, group: dict, sigma):
+    def _scratch(self, like, slot: int):
+        """A reusable work array shaped like `like` (per shape, dtype, device and slot): the
+        step allocates nothing on the hot path."""
+        key = (like.shape, like.dtype.str, backend.device_of(like), slot)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = backend.xp_of(like).empty_like(like)
+        return buf
+
+    def _update_tensor(self, p, grad, state: dict, group: dict, sigma):
         """Weight step, step-size step and running averages of one tensor; returns its share
         sum(E * h) of the sigma derivative k (E before its update)."""
         axes = p.input_axes
@@ -257,27 +266,48 @@ class Adas(Optimizer):
         bshape = tuple(n if i in axes else 1 for i, n in enumerate(p.shape))
         state["step"] += 1
         s, upd = state["lr"], state["update_avg"]
-        n = _normalise(grad, state["exp_avg_sq"], state["step"], group)
-        p.data -= s.reshape(bshape) * n
-        h = (upd * grad).sum(axis=out_axes) if out_axes else upd * grad
+        xp = backend.xp_of(p.data)
+        tmp, n = self._scratch(p.data, 0), self._scratch(p.data, 1)
+        # n = corr * n_raw: the bias correction is folded into the small vector s and into
+        # the D update, saving a pass over the weights
+        corr = math.sqrt(1 - group["beta_1"] ** state["step"])
+        n_raw = _normalise(grad, state["exp_avg_sq"], state["step"], group, out=n, tmp=tmp,
+                           corrected=False)
+        xp.multiply(n_raw, (s * corr).reshape(bshape), out=tmp)
+        p.data -= tmp                                    # W <- W - s * n
+        xp.multiply(upd, grad, out=tmp)
+        h = tmp.sum(axis=out_axes) if out_axes else tmp.copy()   # h = sum_out D * G
         upd *= group["beta_3"]
-        upd += (1 - group["beta_3"]) * n
+        n_raw *= (1 - group["beta_3"]) * corr
+        upd += n_raw                                     # D <- b3 D + (1 - b3) n
         n_s = _normalise(h, state["lr_sq"], state["step"], group)
         e = state["lr_update_avg"]
         k_part = (e * h).sum()
-        s *= 1 + sigma * n_s
+        s *= 1 + sigma * n_s                             # s <- s (1 + sigma n_s)
         e *= group["beta_2"]
-        e += (1 - group["beta_2"]) * n_s
+        n_s *= 1 - group["beta_2"]
+        e += n_s                                         # E <- b2 E + (1 - b2) n_s
         return k_part
 
 
-def _normalise(d, sq, t: int, group: dict):
+def _normalise(d, sq, t: int, group: dict, out=None, tmp=None, corrected: bool = True):
     """N(d) = d * sqrt(1 - b^t) / (sqrt(a) + eps) after a <- b a + (1 - b) d^2, updating the
-    second moment `sq` in place. With eps = 0 a zero history gives 0, not 0/0 = NaN (the C++
-    reference's NaN-to-zero), by dividing by the smallest normal number instead of 0."""
-    b = group["beta_1"]
-    sq *= b
-    sq += (1 - b) * d * d
+    second moment `sq` in place (`out`, `tmp`: optional work arrays shaped like d;
+    corrected=False leaves out the factor sqrt(1 - b^t)). With
+    eps = 0 a zero history gives 0, not 0/0 = NaN (the C++ reference's NaN-to-zero), by
+    dividing by the smallest normal number instead of 0."""
     xp = backend.xp_of(sq)
+    b = group["beta_1"]
+    if out is None:  # fresh 0-d arrays too (NumPy reductions return scalars)
+        out, tmp = xp.empty(sq.shape, dtype=sq.dtype), xp.empty(sq.shape, dtype=sq.dtype)
+    xp.multiply(d, d, out=tmp)
+    tmp *= 1 - b
+    sq *= b
+    sq += tmp
     eps = group["eps"] or float(xp.finfo(sq.dtype).tiny)
-    return d * math.sqrt(1 - b**t) / (xp.sqrt(sq) + eps)
+    out = xp.sqrt(sq, out=out)
+    out += eps
+    xp.divide(d, out, out=out)
+    if corrected:  # else the caller applies the factor sqrt(1 - b^t)
+        out *= math.sqrt(1 - b**t)
+    return out

@@ -1,0 +1,86 @@
+"""The command line, run as a user runs it: `python -m minidl ...` in a subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from minidl.__main__ import _parse_value, make_optimizer
+from minidl.models import mlp
+from minidl.optim import OPTIMIZERS
+
+
+def minidl(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "minidl", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_optimizers_lists_every_optimizer_with_defaults():
+    r = minidl("optimizers")
+    assert r.returncode == 0
+    for name in OPTIMIZERS:
+        assert any(line.startswith(name + " ") for line in r.stdout.splitlines()), name
+    assert "betas=(0.9, 0.999)" in r.stdout and "lr=<required>" in r.stdout
+
+
+def test_train_writes_history_and_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    r = minidl("train", "--optimizer", "adam", "--opt-arg", "betas=0.9,0.99", "--epochs", "1",
+               "--subset", "3000", "--batch-size", "64", "--hidden", "32", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Adam, 1 epochs, batch 64" in r.stdout and "final: train accuracy" in r.stdout
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist) == 1 and hist[0]["test_acc"] > 0.7
+    assert json.loads((out / "config.json").read_text())["opt_arg"] == ["betas=0.9,0.99"]
+    assert (out / "checkpoint.npz").exists()
+    # --resume with the same epoch count has nothing left to do and keeps the history
+    r = minidl("train", "--optimizer", "adam", "--epochs", "1", "--subset", "3000",
+               "--batch-size", "64", "--hidden", "32", "--out", str(out), "--resume")
+    assert r.returncode == 0 and len(json.loads((out / "history.json").read_text())) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--optimizer", "adamm"], "unknown optimizer 'adamm'; valid choices: adabound"),
+    (["--optimizer", "adam", "--opt-arg", "betas"], "--opt-arg takes NAME=VALUE"),
+    (["--optimizer", "adam", "--opt-arg", "momentum=0.9"], "adam has no hyperparameter"),
+    (["--optimizer", "adam", "--lr", "-1"], "invalid lr"),
+    (["--epochs", "0"], "--epochs must be positive"),
+    (["--device", "tpu"], "invalid choice: 'tpu' (choose from 'cpu', 'cuda')"),
+    (["--model", "resnet"], "invalid choice: 'resnet'"),
+])
+def test_bad_arguments_get_clear_messages(args, message):
+    r = minidl("train", "--subset", "100", *args)
+    assert r.returncode != 0
+    assert message in r.stderr + r.stdout
+
+
+def test_demo_checks_its_gradients():
+    r = minidl("demo")
+    assert r.returncode == 0 and "gradcheck against central finite differences: passed" in r.stdout
+
+
+def test_parse_values():
+    assert _parse_value("0.9,0.99") == (0.9, 0.99)
+    assert _parse_value("3") == 3 and _parse_value("1e-3") == 1e-3
+    assert _parse_value("True") is True and _parse_value("none") is None
+    assert _parse_value("strong_wolfe") == "strong_wolfe"
+
+
+def test_every_registered_optimizer_builds_and_steps():
+    import numpy as np
+
+    import minidl as md
+    x, y = np.random.default_rng(0).random((8, 4), dtype=np.float32), np.arange(8) % 3
+    for name in OPTIMIZERS:
+        model = mlp(hidden=(5,), in_features=4, classes=3)
+        extra = {"lr": 1e-6} if name.startswith("santa") else {}
+        opt = make_optimizer(name, model, dataset_size=8, **extra)
+
+        def closure():
+            opt.zero_grad()
+            loss = md.cross_entropy(model(md.Tensor(x)), y)
+            loss.backward()
+            return loss
+        opt.step(closure)
+        assert all(np.isfinite(p.data).all() for p in model.parameters()), name
