@@ -41,13 +41,15 @@ def test_to_device_round_trip(device):
     np.testing.assert_array_equal(backend.to_numpy(d), a)
 
 
-def test_transfer_count_counts_device_to_host_copies(device):
+def test_transfer_count_counts_host_reads(device):
     t = minidl.tensor([1.0, 2.0], device=device)
     before = backend.transfer_count()
     backend.to_numpy(t.data)
     t.sum().item()
-    expected = 2 if device == "cuda" else 0  # CPU arrays never cross a bus
-    assert backend.transfer_count() - before == expected
+    t + 1.0  # arithmetic stays on the device: no read
+    # counted on both backends (on the GPU each is a device-to-host copy), so a CPU test can
+    # pin how often a loop reads back
+    assert backend.transfer_count() - before == 2
 
 
 def test_default_dtype_is_float32(device):
