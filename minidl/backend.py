@@ -200,3 +200,9 @@ def scatter_add(target, index, values) -> None:
         cupyx.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
+
+
+def synchronize(device: str = "cpu") -> None:
+    """Wait until queued GPU work is done (for timing); nothing to do on the CPU."""
+    if device == "cuda":
+        _cupy().cuda.get_current_stream().synchronize()

@@ -1,0 +1,151 @@
+"""Benchmark minidl on the CPU and on the GPU (CuPy): one MNIST epoch of the 784-256-10 MLP with
+Adam at batch 32, 128 and 1024, and a LeNet-style conv net's forward+backward per batch.
+When PyTorch with CUDA happens to be installed, the same models are timed with it in the same
+run for comparison (PyTorch is never a dependency of minidl).
+
+    python experiments/bench_gpu.py                  # CPU, and GPU when CuPy sees one
+    python experiments/bench_gpu.py --max-steps 200  # shorter epochs
+
+Without a GPU it times the CPU only and says so. Writes results/bench_gpu.csv and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import minidl as md  # noqa: E402
+from minidl import backend  # noqa: E402
+from minidl.data import DataLoader, flatten, load_mnist, scale  # noqa: E402
+from minidl.models import lenet, mlp  # noqa: E402
+from minidl.optim import Adam  # noqa: E402
+from minidl.train import _step_fn  # noqa: E402
+
+
+def mlp_epoch(device, x, y, batch_size, max_steps):
+    md.manual_seed(0)
+    model = mlp().to(device)
+    step = _step_fn(model, Adam(model), md.cross_entropy)
+    loader = DataLoader(x, y, batch_size=batch_size, shuffle=True, device=device)
+    batches = iter(loader)
+    step(*next(batches))  # warm-up: kernels compiled, memory pool filled
+    backend.synchronize(device)
+    start = time.perf_counter()
+    for i, (xb, yb) in enumerate(batches):
+        if i == max_steps:
+            break
+        step(xb, yb)
+    backend.synchronize(device)
+    steps = min(len(loader) - 1, max_steps)
+    return (time.perf_counter() - start) * len(loader) / steps  # seconds per full epoch
+
+
+def lenet_batch(device, x, y, batch_size=128, repeats=20):
+    md.manual_seed(0)
+    model = lenet().to(device)
+    xb = md.Tensor(backend.to_device(x[:batch_size, None], device))
+    yb = backend.to_device(y[:batch_size], device)
+    times = []
+    for i in range(repeats + 2):
+        backend.synchronize(device)
+        start = time.perf_counter()
+        model.zero_grad()
+        md.cross_entropy(model(xb), yb).backward()
+        backend.synchronize(device)
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def torch_times(x, y, batch_sizes, max_steps):
+    """The same models in PyTorch on CUDA, if PyTorch is installed; else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    dev = torch.device("cuda")
+    xt, yt = torch.tensor(x, device=dev), torch.tensor(y, device=dev)
+    out = {}
+    for bs in batch_sizes:
+        net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                                  torch.nn.Linear(256, 10)).to(dev)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        perm = torch.randperm(len(x), device=dev)
+        n = min((len(x) + bs - 1) // bs, max_steps)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for i in range(n):
+            idx = perm[i * bs:(i + 1) * bs]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
+            opt.step()
+        torch.cuda.synchronize()
+        out[f"mlp_{bs}"] = (time.perf_counter() - start) * ((len(x) + bs - 1) // bs) / n
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 1024])
+    ap.add_argument("--max-steps", type=int, default=400, help="steps timed per epoch")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS threads (threadpoolctl)")
+    ap.add_argument("--out", default="results")
+    args = ap.parse_args(argv)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)
+    except ImportError:
+        print("note: threadpoolctl is not installed; BLAS uses its default thread count")
+
+    (x, y), _ = load_mnist()
+    x, img = flatten(scale(x)), scale(load_mnist()[0][0])
+    devices = ["cpu"] + (["cuda"] if backend.gpu_available() else [])
+    if len(devices) == 1:
+        print("no GPU: CuPy is not installed or sees no CUDA device; timing the CPU only")
+    rows = []
+    for bs in args.batch_sizes:
+        row = {"workload": f"MLP epoch, batch {bs} (s)"}
+        for dev in devices:
+            row[dev] = mlp_epoch(dev, x, y, bs, args.max_steps)
+        rows.append(row)
+    row = {"workload": "LeNet fwd+bwd, batch 128 (s)"}
+    for dev in devices:
+        row[dev] = lenet_batch(dev, img, y)
+    rows.append(row)
+    torch = torch_times(x, y, args.batch_sizes, args.max_steps) if "cuda" in devices else None
+    if torch:
+        for r, bs in zip(rows, args.batch_sizes):
+            r["torch_cuda"] = torch[f"mlp_{bs}"]
+    print(f"{'workload':<32}" + "".join(f"{d:>12}" for d in devices)
+          + ("  cpu/cuda" if "cuda" in devices else "") + ("  torch_cuda" if torch else ""))
+    for r in rows:
+        line = f"{r['workload']:<32}" + "".join(f"{r[d]:>12.4f}" for d in devices)
+        if "cuda" in devices:
+            r["cpu_over_cuda"] = r["cpu"] / r["cuda"]
+            line += f"  {r['cpu_over_cuda']:>8.1f}x"
+        if "torch_cuda" in r:
+            line += f"  {r['torch_cuda']:>10.4f}"
+        print(line)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_gpu.json").write_text(json.dumps(rows, indent=2))
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / "bench_gpu.csv", "w") as f:
+        f.write(",".join(keys) + "\n")
+        for r in rows:
+            f.write(",".join(str(r.get(k, "")) for k in keys) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
