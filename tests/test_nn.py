@@ -153,3 +153,14 @@ def test_lenet_shapes(device, xp):
     out = model(md.Tensor(xp.zeros((2, 1, 28, 28), dtype=np.float32)))
     assert out.shape == (2, 10)
     assert sum(p.size for p in model.parameters()) == 61706
+
+
+def test_reassigned_buffer_stays_in_state_dict():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("count", np.zeros(()))
+
+    m = Counter()
+    m.count = m.count + 1  # a new array under the same name
+    assert list(m.state_dict()) == ["count"] and m.state_dict()["count"] == 1

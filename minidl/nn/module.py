@@ -53,12 +53,15 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError("call Module.__init__() before assigning attributes")
-        for registry in (self._parameters, self._modules, self._buffers):
-            registry.pop(name, None)
-        if isinstance(value, Parameter):
+        is_param, is_module = isinstance(value, Parameter), isinstance(value, Module)
+        if is_param or is_module or name not in self._buffers:
+            # a buffer given a new array (self.count += 1) stays a buffer
+            for registry in (self._parameters, self._modules, self._buffers):
+                registry.pop(name, None)
+        if is_param:
             value.owner = self
             self._parameters[name] = value
-        elif isinstance(value, Module):
+        elif is_module:
             self._modules[name] = value
         object.__setattr__(self, name, value)
 

@@ -1,0 +1,107 @@
+"""Convolution and pooling layers for (N, C, H, W) images; the math lives in minidl.ops.conv."""
+
+from __future__ import annotations
+
+from minidl import backend
+from minidl.autograd import Tensor
+from minidl.nn import init as initializers
+from minidl.nn.input_stats import SupportsInputStats
+from minidl.nn.module import Module, Parameter
+from minidl.ops.conv import (
+    as_pair,
+    avg_pool2d,
+    conv2d,
+    conv2d_column_mean,
+    conv_output_size,
+    max_pool2d,
+)
+
+
+class Conv2d(SupportsInputStats, Module):
+    """2-D convolution (PyTorch's Conv2d, without groups and dilation):
+
+        y[n, o, p, q] = b[o] + sum_{c,i,j} w[o, c, i, j] * xpad[n, c, p*sh + i, q*sw + j]
+
+    x: (N, in_channels, H, W) -> y: (N, out_channels, OH, OW), OH = (H + 2 ph - kh) // sh + 1.
+    weight: (out_channels, in_channels, kh, kw), input_axes=(1, 2, 3); bias: (out_channels,).
+    init: 'torch' (PyTorch's default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+        fan_in = in_channels*kh*kw) or a weight initialiser of minidl.nn.init (bias zero).
+
+    Input statistics (minidl.nn.input_stats, the ADAS protocol): one running mean per im2col
+    column (in_channel, i, j). While attached, a training forward first folds this batch into
+    the statistics (its column mean from ops.conv2d_column_mean, without a second im2col, with
+    a count of N*OH*OW: each column is one input vector of the underlying matmul), and the op
+    then takes the weight gradient from the columns minus the statistics' centre.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, init: str = "torch", device: str = "cpu", dtype=None):
+        super().__init__()
+        if in_channels <= 0 or out_channels <= 0:
+            raise ValueError(f"Conv2d needs positive channel counts, got in_channels="
+                             f"{in_channels}, out_channels={out_channels}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
+        self.stride, self.padding = as_pair(stride, "stride", 1), as_pair(padding, "padding")
+        if init != "torch" and init not in initializers.WEIGHT_INITS:
+            raise ValueError(f"unknown init {init!r}; valid: torch, "
+                             f"{', '.join(initializers.WEIGHT_INITS)}")
+        xp = backend.xp_for(device)
+        dtype = dtype or backend.get_default_dtype()
+        self.weight = Parameter(xp.empty((out_channels, in_channels) + self.kernel_size, dtype),
+                                input_axes=(1, 2, 3))
+        self.bias = Parameter(xp.zeros(out_channels, dtype)) if bias else None
+        self.init = init
+        if init == "torch":
+            initializers.torch_default_uniform(self.weight, self.bias)
+        else:
+            initializers.WEIGHT_INITS[init](self.weight)
+
+    @property
+    def input_stats_shape(self) -> tuple:
+        return (self.in_channels,) + self.kernel_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        data = x.data if isinstance(x, Tensor) else x
+        if self.input_stats is None:
+            center = None
+        else:
+            n, _, h, w = data.shape
+            (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+            columns = n * conv_output_size(h, kh, sh, ph) * conv_output_size(w, kw, sw, pw)
+            center = self._input_center(
+                lambda: conv2d_column_mean(data, self.kernel_size, self.stride, self.padding),
+                columns)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, center=center)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class _Pool2d(Module):
+    """Shared constructor of the pooling layers; stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", 1)
+        self.padding = as_pair(padding, "padding")
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max over (kh, kw) windows (ops.max_pool2d); stride defaults to kernel_size. Each window's
+    gradient goes to its first maximum, as in PyTorch."""
+
+    def forward(self, x):
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over (kh, kw) windows, zero padding counted (ops.avg_pool2d, count_include_pad)."""
+
+    def forward(self, x):
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)

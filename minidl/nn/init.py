@@ -1,0 +1,138 @@
+"""Weight initialisers: fill a Parameter (or a raw array) in place from minidl's generator.
+
+Each draws from `minidl.backend.get_rng(device)` of the array's device, in the array's dtype,
+so `minidl.manual_seed` makes initialisation reproducible. Fans come from the Parameter's
+`input_axes` (see `fan_in_fan_out`), never from guessing at shapes:
+
+    Dense weight (in, out), input_axes (0,):          fan_in = in,          fan_out = out
+    Conv2d weight (out, in, kh, kw), input_axes (1, 2, 3): fan_in = in*kh*kw, fan_out = out*kh*kw
+
+Variance-preserving choices (n = fan_in unless stated):
+    he_*      Var = 2/n             He, Zhang, Ren & Sun 2015, "Delving Deep into Rectifiers",
+                                    arXiv:1502.01852 (ReLU: gain sqrt(2))
+    glorot_*  Var = 2/(fan_in + fan_out)   Glorot & Bengio 2010, "Understanding the difficulty
+                                    of training deep feedforward neural networks", AISTATS
+    lecun_*   Var = 1/n             LeCun, Bottou, Orr & Mueller 1998, "Efficient BackProp"
+A normal variant draws N(0, Var) (not truncated, as torch.nn.init); a uniform one draws
+U(-a, a) with a = sqrt(3 Var).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minidl import backend
+from minidl.autograd import Tensor
+
+
+def fan_in_fan_out(shape: tuple, input_axes: tuple) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight of `shape` whose `input_axes` index the layer's inputs.
+
+    fan_in is the product of the input axes. The first input axis counts input units; any
+    further input axes form the receptive field (a conv kernel's kh, kw), which every output
+    unit sees as well: fan_out = (product of the other axes) * receptive field.
+    """
+    input_axes = tuple(a % len(shape) for a in input_axes)
+    if not input_axes:
+        raise ValueError(f"a weight of shape {tuple(shape)} with no input axes has no fan_in "
+                         "(a bias? initialise it together with its weight)")
+    fan_in = math.prod(shape[a] for a in input_axes)
+    receptive = math.prod(shape[a] for a in input_axes[1:])
+    fan_out = math.prod(n for a, n in enumerate(shape) if a not in input_axes) * receptive
+    return fan_in, fan_out
+
+
+def _fans(p, input_axes):
+    axes = getattr(p, "input_axes", None) if input_axes is None else input_axes
+    if axes is None:
+        raise ValueError("pass input_axes for a raw array (a Parameter carries its own)")
+    return fan_in_fan_out(p.shape, axes)
+
+
+def _array(p):
+    return p.data if isinstance(p, Tensor) else p
+
+
+def _fill_normal(p, std: float):
+    a = _array(p)
+    rng = backend.get_rng(backend.device_of(a))
+    a[...] = rng.standard_normal(a.shape, dtype=np.dtype(a.dtype)) * std
+    return p
+
+
+def _fill_uniform(p, bound: float):
+    a = _array(p)
+    rng = backend.get_rng(backend.device_of(a))
+    u = rng.random(a.shape, dtype=np.dtype(a.dtype))  # [0, 1) in the array's own dtype
+    a[...] = (u * 2.0 - 1.0) * bound
+    return p
+
+
+def he_normal(p, input_axes=None):
+    """N(0, 2/fan_in) (He et al. 2015, arXiv:1502.01852; torch's kaiming_normal_)."""
+    fan_in, _ = _fans(p, input_axes)
+    return _fill_normal(p, math.sqrt(2.0 / fan_in))
+
+
+def he_uniform(p, input_axes=None):
+    """U(-a, a), a = sqrt(6/fan_in) (He et al. 2015; torch's kaiming_uniform_)."""
+    fan_in, _ = _fans(p, input_axes)
+    return _fill_uniform(p, math.sqrt(6.0 / fan_in))
+
+
+def glorot_normal(p, input_axes=None):
+    """N(0, 2/(fan_in + fan_out)) (Glorot & Bengio 2010; torch's xavier_normal_)."""
+    fan_in, fan_out = _fans(p, input_axes)
+    return _fill_normal(p, math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def glorot_uniform(p, input_axes=None):
+    """U(-a, a), a = sqrt(6/(fan_in + fan_out)) (Glorot & Bengio 2010; xavier_uniform_)."""
+    fan_in, fan_out = _fans(p, input_axes)
+    return _fill_uniform(p, math.sqrt(6.0 / (fan_in + fan_out)))
+
+
+def lecun_normal(p, input_axes=None):
+    """N(0, 1/fan_in) (LeCun et al. 1998, "Efficient BackProp")."""
+    fan_in, _ = _fans(p, input_axes)
+    return _fill_normal(p, math.sqrt(1.0 / fan_in))
+
+
+def lecun_uniform(p, input_axes=None):
+    """U(-a, a), a = sqrt(3/fan_in) (LeCun et al. 1998)."""
+    fan_in, _ = _fans(p, input_axes)
+    return _fill_uniform(p, math.sqrt(3.0 / fan_in))
+
+
+def torch_default_uniform(weight, bias=None, input_axes=None):
+    """PyTorch's default for Linear and Conv layers: weight and bias ~ U(-a, a), a = 1/sqrt(fan_in).
+
+    For the weight this is kaiming_uniform_ with a = sqrt(5): gain sqrt(2 / (1 + 5)), bound
+    gain * sqrt(3 / fan_in) = 1/sqrt(fan_in). The bias uses the weight's fan_in.
+    Returns the weight.
+    """
+    fan_in, _ = _fans(weight, input_axes)
+    bound = 1.0 / math.sqrt(fan_in)
+    _fill_uniform(weight, bound)
+    if bias is not None:
+        _fill_uniform(bias, bound)
+    return weight
+
+
+def zeros(p):
+    """Fill with 0."""
+    _array(p)[...] = 0
+    return p
+
+
+def ones(p):
+    """Fill with 1."""
+    _array(p)[...] = 1
+    return p
+
+
+# the weight initialisers a layer's `init` argument can name
+WEIGHT_INITS = {f.__name__: f for f in (he_normal, he_uniform, glorot_normal, glorot_uniform,
+                                        lecun_normal, lecun_uniform)}

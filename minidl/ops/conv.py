@@ -1,0 +1,418 @@
+"""Convolution and pooling (im2col), batch normalisation and dropout, for NCHW images.
+
+Images are (N, C, H, W) as in PyTorch. Inside the convolution the data is channel-major,
+(C, N, H, W) in memory: im2col builds the column matrix (C*kh*kw, N*OH*OW) with one copy of a
+strided view, one matmul with the weight as (O, C*kh*kw) (a free reshape) gives the output
+already laid out (O, N, OH, OW), and the op returns it as an (N, O, OH, OW) view. ReLU and
+pooling keep that layout, so the next convolution reads its input without a transpose copy.
+Measured on the LeNet step of experiments/bench_conv.py: about 15 % less time than NHWC rows
+with (kh, kw, c) columns (PERF_NOTES lesson 7's best NHWC variant). Pooling and col2im loop
+over the kh*kw kernel offsets only, each a strided slice of the whole batch."""
+
+from __future__ import annotations
+
+import operator
+from typing import NamedTuple
+
+from minidl import backend
+from minidl.autograd import Function, Tensor
+from minidl.backend import xp_of
+
+
+def as_pair(value, name: str, minimum: int = 0) -> tuple[int, int]:
+    """(value, value) for an int, the pair itself for a pair of ints, each >= minimum."""
+    items = value if isinstance(value, (tuple, list)) else (value, value)
+    try:
+        pair = tuple(operator.index(v) for v in items)  # ints, numpy ints; not floats
+    except TypeError:
+        pair = ()
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return pair
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution or pooling along one axis: (size + 2p - k) // s + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class _Window(NamedTuple):
+    """Kernel (kh, kw), stride (sh, sw), padding (ph, pw) and output size (oh, ow)."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    oh: int
+    ow: int
+
+    @classmethod
+    def of(cls, h: int, w: int, kernel, stride, padding, name: str) -> _Window:
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{name}: kernel {(kh, kw)} is larger than the padded input "
+                             f"{(h + 2 * ph, w + 2 * pw)}")
+        return cls(kh, kw, sh, sw, ph, pw, oh, ow)
+
+    def offsets(self):
+        """(i, j, index) for each kernel offset in row-major order: the index picks the
+        elements that offset sees at every output position, of an array ending in (Hp, Wp)."""
+        for i in range(self.kh):
+            for j in range(self.kw):
+                yield i, j, (..., slice(i, i + self.sh * (self.oh - 1) + 1, self.sh),
+                             slice(j, j + self.sw * (self.ow - 1) + 1, self.sw))
+
+
+def _padded(x, ph: int, pw: int, fill: float):
+    """x with its last two axes padded by (ph, pw) on both sides with `fill` (x when no padding)."""
+    if ph == 0 and pw == 0:
+        return x
+    xp = xp_of(x)
+    out = xp.full(x.shape[:-2] + (x.shape[-2] + 2 * ph, x.shape[-1] + 2 * pw), fill, x.dtype)
+    out[..., ph:ph + x.shape[-2], pw:pw + x.shape[-1]] = x
+    return out
+
+
+def _cropped(x, ph: int, pw: int):
+    return x[..., ph:x.shape[-2] - ph, pw:x.shape[-1] - pw]
+
+
+def _im2col(xc, win: _Window):
+    """Columns of the channel-major padded input xc (C, N, Hp, Wp): (C*kh*kw, N*oh*ow) with
+    cols[(c, i, j), (n, p, q)] = xc[c, n, p*sh + i, q*sw + j]; one copy of a strided view."""
+    xp = xp_of(xc)
+    c, n = xc.shape[:2]
+    s_c, s_n, s_h, s_w = xc.strides
+    view = xp.lib.stride_tricks.as_strided(
+        xc, (c, win.kh, win.kw, n, win.oh, win.ow),
+        (s_c, s_h, s_w, s_n, s_h * win.sh, s_w * win.sw))
+    return xp.ascontiguousarray(view).reshape(c * win.kh * win.kw, n * win.oh * win.ow)
+
+
+class Convolution2D(Function):
+    """2-D cross-correlation (PyTorch's conv2d): x (N, C, H, W), w (O, C, kh, kw), b (O,) or None
+
+        z[n, o, p, q] = b[o] + sum_{c,i,j} w[o, c, i, j] * xpad[n, c, p*sh + i, q*sw + j]
+
+    With X the im2col matrix (C*kh*kw, N*OH*OW) and W the weight as (O, C*kh*kw): Z = W X + b.
+        dL/dW = G X^T - outer(sum_cols G, center)     (G = dL/dZ as (O, N*OH*OW))
+        dL/db = sum_cols G  (one matrix-vector product with ones, PERF_NOTES lesson 5)
+        dL/dx = col2im(W^T G): each column's gradient added back to the pixels it was copied from
+    `center` (shape (C, kh, kw), default none) is the ADAS input offset: the weight gradient is
+    taken as if every im2col column had `center` subtracted, i.e.
+        dL/dW[o, c, i, j] -= (sum_{n,p,q} g[n, o, p, q]) * center[c, i, j];
+    the output and dL/dx are unchanged.
+    """
+
+    def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), center=None):
+        if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
+            expected = f"(N, {w.shape[1]}, H, W)" if w.ndim == 4 else "a 4-D weight"
+            raise ValueError(f"conv2d: input of shape {x.shape} does not fit weight of shape "
+                             f"{w.shape} (expected {expected})")
+        n, c, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        win = _Window.of(h, wd, (kh, kw), stride, padding, "conv2d")
+        if b is not None and b.shape != (o,):
+            raise ValueError(f"conv2d: bias of shape {b.shape}, expected ({o},)")
+        if center is not None and center.shape != (c, kh, kw):
+            raise ValueError(f"conv2d: center of shape {center.shape}, expected {(c, kh, kw)}")
+        xc = _padded(x.transpose(1, 0, 2, 3), win.ph, win.pw, 0.0)  # channel-major (C,N,Hp,Wp)
+        cols = _im2col(xc, win)
+        wm = w.reshape(o, c * kh * kw)
+        out = wm @ cols
+        if b is not None:
+            out += b[:, None]
+        self.save_for_backward(cols, wm)
+        self.xc_shape, self.win, self.center = xc.shape, win, center
+        return out.reshape(o, n, win.oh, win.ow).transpose(1, 0, 2, 3)
+
+    def backward(self, g):
+        cols, wm = self.saved
+        xp = xp_of(g)
+        win = self.win
+        need_x, need_w, need_b = self.needs_input_grad
+        gm = g.transpose(1, 0, 2, 3).reshape(wm.shape[0], -1)  # (O, N*OH*OW): free when g is
+        gsum = None                                            # channel-major, as ours are
+        if need_b or (need_w and self.center is not None):
+            gsum = gm @ xp.ones(gm.shape[1], dtype=gm.dtype)
+        gw = None
+        if need_w:
+            gw = gm @ cols.T
+            if self.center is not None:
+                gw -= xp.outer(gsum, self.center.reshape(-1))
+            gw = gw.reshape(wm.shape[0], -1, win.kh, win.kw)
+        gx = None
+        if need_x:
+            # col2im: kh*kw strided adds, each offset's columns back onto its pixels
+            c, n = self.xc_shape[:2]
+            gcols = (wm.T @ gm).reshape(c, win.kh, win.kw, n, win.oh, win.ow)
+            gxc = xp.zeros(self.xc_shape, dtype=g.dtype)
+            for i, j, index in win.offsets():
+                gxc[index] += gcols[:, i, j]
+            gx = _cropped(gxc, win.ph, win.pw).transpose(1, 0, 2, 3)
+        return gx, gw, gsum if need_b else None
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, center=None) -> Tensor:
+    """2-D convolution of NCHW images (see Convolution2D); stride and padding: int or pair.
+
+    center: optional (C, kh, kw) array, the ADAS input offset for the weight gradient.
+    """
+    return Convolution2D.apply(x, weight, bias, stride=as_pair(stride, "stride", 1),
+                               padding=as_pair(padding, "padding"), center=center)
+
+
+def conv2d_column_mean(x, kernel_size, stride=1, padding=0):
+    """Mean of the im2col columns of x over batch and output positions, shape (C, kh, kw):
+
+        mean[c, i, j] = 1/(N*OH*OW) * sum_{n,p,q} xpad[n, c, p*sh + i, q*sw + j]
+
+    computed without building the columns: sum x over the batch first (one pass over x), then
+    sum each offset's strided window of that (C, Hp, Wp) image. A raw array (no gradient);
+    Conv2d feeds it to its input statistics.
+    """
+    data = x.data if isinstance(x, Tensor) else x
+    n, c, h, w = data.shape
+    win = _Window.of(h, w, as_pair(kernel_size, "kernel_size", 1), as_pair(stride, "stride", 1),
+                     as_pair(padding, "padding"), "conv2d_column_mean")
+    xp = xp_of(data)
+    total = _padded(data.sum(axis=0), win.ph, win.pw, 0.0)  # (C, Hp, Wp)
+    s_c, s_h, s_w = total.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        total, (c, win.kh, win.kw, win.oh, win.ow),
+        (s_c, s_h, s_w, s_h * win.sh, s_w * win.sw))
+    return windows.sum(axis=(3, 4)) / (n * win.oh * win.ow)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _pool_window(x, kernel_size, stride, padding, name) -> _Window:
+    kernel = as_pair(kernel_size, "kernel_size", 1)
+    stride = as_pair(kernel_size if stride is None else stride, "stride", 1)
+    padding = as_pair(padding, "padding")
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected (N, C, H, W) input, got shape {x.shape}")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{name}: padding {padding} must be at most half the kernel {kernel}")
+    return _Window.of(x.shape[2], x.shape[3], kernel, stride, padding, name)
+
+
+def _pool_grad_buffer(xp, padded, win: _Window):
+    """Zeros shaped like the padded input, or an uninitialised array when the windows tile it
+    exactly (every element then gets written once)."""
+    tiles = ((win.sh, win.sw) == (win.kh, win.kw)
+             and padded.shape[2:] == (win.kh * win.oh, win.kw * win.ow))
+    return xp.empty_like(padded) if tiles else xp.zeros_like(padded)
+
+
+class MaxPooling2D(Function):
+    """Max over (kh, kw) windows, stride (sh, sw), implicit -inf padding (PyTorch's max_pool2d):
+
+        z[n, c, p, q] = max_{i,j} xpad[n, c, p*sh + i, q*sw + j]
+        dL/dx: each window's g goes to ONE element, its first maximum in row-major (i, j) order
+    (as PyTorch's CPU kernel). MNIST's flat background makes exact ties common; sending g
+    to every tied element multiplies the gradient (PERF_NOTES lesson 4). Overlapping windows
+    add their contributions. The forward pass is a running maximum over the kh*kw strided
+    slices (lesson 6: 8x faster than reshape-then-max for 2x2).
+    """
+
+    def forward(self, x, win=None):
+        xp = xp_of(x)
+        xpad = _padded(x, win.ph, win.pw, -float("inf"))
+        out = None
+        for _, _, index in win.offsets():
+            view = xpad[index]
+            out = xp.copy(view, order="K") if out is None else xp.maximum(out, view, out=out)
+        self.save_for_backward(xpad, out)
+        self.win = win
+        return out
+
+    def backward(self, g):
+        xpad, out = self.saved
+        xp = xp_of(g)
+        win = self.win
+        overlap = win.sh < win.kh or win.sw < win.kw
+        gx = _pool_grad_buffer(xp, xpad, win)
+        free = xp.ones_like(out, dtype=bool)  # windows whose maximum is not yet claimed
+        hit = xp.empty_like(out, dtype=bool)
+        for n, (_, _, index) in enumerate(win.offsets()):
+            if n < win.kh * win.kw - 1:
+                xp.equal(xpad[index], out, out=hit)
+                hit &= free
+                free ^= hit
+            else:  # the last offset takes every window still unclaimed: it holds the max
+                hit = free
+            if overlap:
+                gx[index] += g * hit
+            else:
+                xp.multiply(g, hit, out=gx[index])
+        return (_cropped(gx, win.ph, win.pw),)
+
+
+class AveragePooling2D(Function):
+    """Mean over each (kh, kw) window with zero padding counted (count_include_pad=True):
+
+        z[n, c, p, q] = 1/(kh*kw) * sum_{i,j} xpad[n, c, p*sh + i, q*sw + j]
+        dL/dxpad[n, c, p*sh + i, q*sw + j] += g[n, c, p, q] / (kh*kw)
+    """
+
+    def forward(self, x, win=None):
+        xp = xp_of(x)
+        xpad = _padded(x, win.ph, win.pw, 0.0)
+        out = None
+        for _, _, index in win.offsets():
+            view = xpad[index]
+            out = xp.copy(view, order="K") if out is None else xp.add(out, view, out=out)
+        out *= 1.0 / (win.kh * win.kw)
+        self.padded_shape, self.win = xpad.shape, win
+        return out
+
+    def backward(self, g):
+        xp = xp_of(g)
+        win = self.win
+        gx = xp.zeros(self.padded_shape, dtype=g.dtype)
+        share = g * (1.0 / (win.kh * win.kw))
+        for _, _, index in win.offsets():
+            gx[index] += share
+        return (_cropped(gx, win.ph, win.pw),)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Max pooling of NCHW images; stride defaults to kernel_size (see MaxPooling2D)."""
+    data = x.data if isinstance(x, Tensor) else x
+    win = _pool_window(data, kernel_size, stride, padding, "max_pool2d")
+    return MaxPooling2D.apply(x, win=win)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Average pooling of NCHW images, padding counted (see AveragePooling2D)."""
+    data = x.data if isinstance(x, Tensor) else x
+    win = _pool_window(data, kernel_size, stride, padding, "avg_pool2d")
+    return AveragePooling2D.apply(x, win=win)
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+class BatchNormalization(Function):
+    """Batch normalisation (Ioffe & Szegedy 2015, arXiv:1502.03167) of x (N, C, *spatial), one
+    statistic per channel C over the batch and spatial axes; m = N * prod(spatial).
+
+    training:  mu = mean(x),  var = mean((x - mu)^2)  (biased),  xhat = (x - mu) / sqrt(var + eps)
+               running_mean <- (1 - momentum) running_mean + momentum mu
+               running_var  <- (1 - momentum) running_var + momentum var * m / (m - 1)  (unbiased)
+    eval:      mu, var = running_mean, running_var
+    both:      z = gamma * xhat + beta     (gamma, beta: (C,) or None for no affine transform)
+    backward:  dL/dbeta = sum g,  dL/dgamma = sum g xhat, and in training (mu, var depend on x)
+               dL/dx = gamma / sqrt(var + eps) * (g - dL/dbeta / m - xhat dL/dgamma / m)
+               (in eval, dL/dx = gamma / sqrt(var + eps) * g).
+    Running statistics are updated in place, as in PyTorch.
+    """
+
+    def forward(self, x, gamma=None, beta=None, running_mean=None, running_var=None,
+                training=True, momentum=0.1, eps=1e-5):
+        xp = xp_of(x)
+        if x.ndim < 2:
+            raise ValueError(f"batch_norm: expected (N, C, ...) input, got shape {x.shape}")
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcasts a (C,) vector over x
+        m = x.size // x.shape[1]
+        if training:
+            if m < 2:
+                raise ValueError(f"batch_norm: training needs more than one value per channel, "
+                                 f"got input of shape {x.shape}")
+            mean = x.mean(axis=axes)
+            xc = x - mean.reshape(shape)
+            var = (xc * xc).mean(axis=axes)
+            if running_mean is not None:
+                running_mean *= 1.0 - momentum
+                running_mean += momentum * mean
+            if running_var is not None:
+                running_var *= 1.0 - momentum
+                running_var += (momentum * m / (m - 1)) * var
+        else:
+            if running_mean is None or running_var is None:
+                raise ValueError("batch_norm: eval mode needs running_mean and running_var")
+            mean, var = running_mean, running_var
+            xc = x - mean.reshape(shape)
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        xhat = xc * inv_std.reshape(shape)
+        out = xhat if gamma is None else xhat * gamma.reshape(shape)
+        if beta is not None:
+            out = out + beta.reshape(shape)
+        self.save_for_backward(xhat, inv_std, gamma)
+        self.axes, self.shape, self.m, self.training = axes, shape, m, training
+        return out
+
+    def backward(self, g):
+        xhat, inv_std, gamma = self.saved
+        axes, shape, m = self.axes, self.shape, self.m
+        # z = gamma xhat + beta  ->  dbeta = sum g,  dgamma = sum g xhat,  dxhat = gamma g
+        gbeta = g.sum(axis=axes)
+        ggamma = (g * xhat).sum(axis=axes)
+        scale = inv_std if gamma is None else gamma * inv_std
+        if not self.needs_input_grad[0]:
+            gx = None
+        elif not self.training:
+            # xhat = (x - running_mean) * inv_std with constant statistics
+            gx = g * scale.reshape(shape)
+        else:
+            # xhat = (x - mu) inv_std, mu = mean(x), var = mean((x - mu)^2): the paths through
+            # mu and var add -mean(dxhat) and -xhat mean(dxhat xhat), where mean(dxhat) =
+            # gamma dbeta / m and mean(dxhat xhat) = gamma dgamma / m
+            gx = g - (gbeta / m).reshape(shape)
+            gx -= xhat * (ggamma / m).reshape(shape)
+            gx *= scale.reshape(shape)
+        need_gamma = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
+        need_beta = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        return gx, ggamma if need_gamma else None, gbeta if need_beta else None
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training: bool,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalisation of (N, C), (N, C, L) or (N, C, H, W) inputs (see BatchNormalization).
+
+    gamma, beta: (C,) Tensors or None. running_mean, running_var: (C,) arrays updated in place
+    in training mode (None: no update), used instead of the batch statistics in eval mode.
+    """
+    return BatchNormalization.apply(x, gamma, beta, running_mean=running_mean,
+                                    running_var=running_var, training=training,
+                                    momentum=momentum, eps=eps)
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+class Dropout(Function):
+    """Multiply by a fixed mask:  z = x * mask,  dL/dx = g * mask."""
+
+    def forward(self, x, mask=None):
+        self.mask = mask
+        return x * mask
+
+    def backward(self, g):
+        return (g * self.mask,)
+
+
+def dropout(x, p: float, training: bool, rng=None) -> Tensor:
+    """Inverted dropout (Srivastava et al. 2014, JMLR 15): in training, each element is zeroed
+    with probability p and the survivors are scaled by 1 / (1 - p), so that E[z] = x and eval
+    needs no rescaling. Identity (x itself) in eval or when p == 0.
+
+    rng: the generator for the mask (default: minidl.backend.get_rng of x's device).
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    data = x.data if isinstance(x, Tensor) else x
+    rng = backend.get_rng(backend.device_of(data)) if rng is None else rng
+    mask = (rng.random(data.shape, dtype=data.dtype) >= p).astype(data.dtype)
+    mask *= 1.0 / (1.0 - p)
+    return Dropout.apply(x, mask=mask)
