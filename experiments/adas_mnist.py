@@ -41,6 +41,9 @@ OPTIMIZERS = {
                    lambda m, bs, kw: Adas(m, batch_size=bs, offsets=False, **kw)),
     "adas-pytorch": ("ADAS (PyTorch file: no offsets)",
                      lambda m, bs, kw: Adas(m, variant="pytorch", **kw)),
+    "adas-centred": ("ADAS (PyTorch file + debiased input offsets)",
+                     lambda m, bs, kw: Adas(m, variant="pytorch", offsets=True,
+                                            offset_debias=True, **kw)),
     "adam": ("Adam (lr 1e-3)", lambda m, bs, kw: Adam(m, lr=1e-3)),
 }
 

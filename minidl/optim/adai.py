@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from minidl.autograd import enable_grad, no_grad
+from minidl.autograd import no_grad
 from minidl.backend import xp_of
 from minidl.optim.optimizer import Optimizer, check_range
 
@@ -62,10 +62,7 @@ class Adai(Optimizer):
 
     def step(self, closure: Callable | None = None):
         """One update of every parameter that has a gradient; returns the closure's loss."""
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        loss = self.evaluate_closure(closure)
         with no_grad():
             live, total, count = [], 0.0, 0
             for group in self.param_groups:  # pass 1: v of every parameter, and their mean

@@ -11,30 +11,17 @@ float32 arrays float32 (NEP 50).
 from __future__ import annotations
 
 from minidl.backend import xp_of
-from minidl.optim.optimizer import Optimizer, check_range
+from minidl.optim.optimizer import Optimizer, check_range, update_moments
 
 
-def _moments(xp, grad, m, v, beta1: float, beta2: float, tmp) -> None:
-    """In place: m <- m + (1 - beta1) (g - m);  v <- beta2 v + ((1 - beta2) g) g.
-
-    `tmp` is a scratch array of the parameter's shape (its content is overwritten)."""
-    xp.subtract(grad, m, out=tmp)
-    tmp *= 1 - beta1
-    m += tmp
-    v *= beta2
-    xp.multiply(grad, 1 - beta2, out=tmp)
-    tmp *= grad
-    v += tmp
-
-
-def _adam_step(p, grad, state: dict, group: dict) -> None:
-    """The Adam (or AMSGrad) step shared by Adam and AdamW; see Adam's docstring."""
+def _adam_step(p, grad, state: dict, group: dict, tmp, denom) -> None:
+    """The Adam (or AMSGrad) step shared by Adam and AdamW; see Adam's docstring.
+    `tmp` and `denom`: scratch arrays shaped like p (overwritten)."""
     xp = xp_of(p.data)
     beta1, beta2 = (float(b) for b in group["betas"])
     state["step"] += 1
     step = state["step"]
-    tmp = xp.empty_like(p.data)
-    _moments(xp, grad, state["exp_avg"], state["exp_avg_sq"], beta1, beta2, tmp)
+    update_moments(grad, state["exp_avg"], state["exp_avg_sq"], beta1, beta2, tmp)
     v = state["exp_avg_sq"]
     if group["amsgrad"]:
         v_max = state.get("max_exp_avg_sq")
@@ -42,7 +29,7 @@ def _adam_step(p, grad, state: dict, group: dict) -> None:
             v_max = state["max_exp_avg_sq"] = v.copy()
         v = xp.maximum(v_max, v, out=v_max)
     step_size = float(group["lr"]) / (1 - beta1 ** step)
-    denom = xp.sqrt(v)
+    xp.sqrt(v, out=denom)
     denom /= (1 - beta2 ** step) ** 0.5
     denom += float(group["eps"])
     xp.multiply(state["exp_avg"], -step_size, out=tmp)
@@ -102,7 +89,7 @@ class Adam(Optimizer):
         return state
 
     def update(self, p, grad, state: dict, group: dict) -> None:
-        _adam_step(p, grad, state, group)
+        _adam_step(p, grad, state, group, self.scratch(p.data, 0), self.scratch(p.data, 1))
 
 
 class AMSGrad(Adam):
@@ -163,7 +150,7 @@ class AdamW(Adam):
         decay = float(group["lr"]) * float(group["weight_decay"])
         if decay:
             p.data *= 1 - decay
-        _adam_step(p, grad, state, group)
+        _adam_step(p, grad, state, group, self.scratch(p.data, 0), self.scratch(p.data, 1))
 
 
 class Adamax(Optimizer):
@@ -266,8 +253,8 @@ class NAdam(Optimizer):
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
         state["mu_product"] *= mu
         mu_product = state["mu_product"]
-        tmp = xp.empty_like(p.data)
-        _moments(xp, grad, state["exp_avg"], state["exp_avg_sq"], beta1, beta2, tmp)
+        tmp = self.scratch(p.data)
+        update_moments(grad, state["exp_avg"], state["exp_avg_sq"], beta1, beta2, tmp)
         denom = state["exp_avg_sq"] / bias_correction2
         xp.sqrt(denom, out=denom)
         denom += float(group["eps"])
@@ -322,8 +309,8 @@ class RAdam(Optimizer):
         beta1, beta2 = (float(b) for b in group["betas"])
         state["step"] += 1
         step = state["step"]
-        tmp = xp.empty_like(p.data)
-        _moments(xp, grad, state["exp_avg"], state["exp_avg_sq"], beta1, beta2, tmp)
+        tmp = self.scratch(p.data)
+        update_moments(grad, state["exp_avg"], state["exp_avg_sq"], beta1, beta2, tmp)
         bias_correction2 = 1 - beta2 ** step
         xp.divide(state["exp_avg"], 1 - beta1 ** step, out=tmp)  # mhat
         rho_inf = 2 / (1 - beta2) - 1

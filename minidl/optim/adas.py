@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from minidl import backend
-from minidl.autograd import enable_grad, no_grad
+from minidl.autograd import no_grad
 from minidl.nn.input_stats import InputStats, SupportsInputStats
 from minidl.nn.module import Module
 from minidl.optim.optimizer import Optimizer, check_range
@@ -117,7 +117,6 @@ class Adas(Optimizer):
         self._units: list[tuple[dict, list]] = []
         self._stats: list[tuple[object, InputStats]] = []  # (layer, stats), construction order
         self._handles = []
-        self._buffers: dict = {}
         for group in self.param_groups:
             self._build_units(group)
 
@@ -187,10 +186,7 @@ class Adas(Optimizer):
     # ------------------------------------------------------------------ stepping
     def step(self, closure=None):
         """One ADAS update of every parameter with a gradient; returns the closure's loss."""
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        loss = self.evaluate_closure(closure)
         with no_grad():
             for group, unit in self._units:
                 active = [p for p in unit if p.grad is not None]
@@ -249,15 +245,6 @@ class Adas(Optimizer):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _scratch(self, like, slot: int):
-        """A reusable work array shaped like `like` (per shape, dtype, device and slot): the
-        step allocates nothing on the hot path."""
-        key = (like.shape, like.dtype.str, backend.device_of(like), slot)
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = backend.xp_of(like).empty_like(like)
-        return buf
-
     def _update_tensor(self, p, grad, state: dict, group: dict, sigma):
         """Weight step, step-size step and running averages of one tensor; returns its share
         sum(E * h) of the sigma derivative k (E before its update)."""
@@ -267,7 +254,7 @@ class Adas(Optimizer):
         state["step"] += 1
         s, upd = state["lr"], state["update_avg"]
         xp = backend.xp_of(p.data)
-        tmp, n = self._scratch(p.data, 0), self._scratch(p.data, 1)
+        tmp, n = self.scratch(p.data, 0), self.scratch(p.data, 1)
         # n = corr * n_raw: the bias correction is folded into the small vector s and into
         # the D update, saving a pass over the weights
         corr = math.sqrt(1 - group["beta_1"] ** state["step"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from minidl.backend import xp_of
-from minidl.optim.optimizer import Optimizer, check_range
+from minidl.optim.optimizer import Optimizer, check_range, update_moments
 
 
 class AdaBound(Optimizer):
@@ -82,10 +82,7 @@ class AdaBound(Optimizer):
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += (1 - beta2) * grad * grad
+        update_moments(grad, m, v, beta1, beta2)
         if self.amsbound:
             v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
 

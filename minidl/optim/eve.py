@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from minidl.autograd import enable_grad
 from minidl.backend import xp_of
-from minidl.optim.optimizer import Optimizer, check_range
+from minidl.optim.optimizer import Optimizer, check_range, update_moments
 
 _TINY = sys.float_info.min  # keeps 0/0 defined when the loss sits exactly at f_star
 
@@ -105,10 +105,7 @@ class Eve(Optimizer):
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += (1 - beta2) * grad * grad
+        update_moments(grad, m, v, beta1, beta2)
         denom = xp.sqrt(v)
         denom /= math.sqrt(1 - beta2**t)
         denom += group["eps"]

@@ -59,6 +59,7 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
+        self._scratch: dict = {}
         self.state: dict = {}
         self.param_groups: list[dict] = []
         if isinstance(params, Module):
@@ -128,12 +129,27 @@ class Optimizer:
     def update(self, p, grad, state: dict, group: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def scratch(self, like, slot: int = 0):
+        """A reusable work array shaped like `like` (one per shape, dtype, device and slot), so
+        that a step allocates nothing on the hot path: fresh multi-megabyte arrays cost page
+        faults on every step. Not part of the state: its content is garbage between calls."""
+        key = (like.shape, like.dtype.str, backend.device_of(like), slot)
+        buf = self._scratch.get(key)
+        if buf is None:
+            buf = self._scratch[key] = backend.xp_of(like).empty_like(like)
+        return buf
+
+    @staticmethod
+    def evaluate_closure(closure: Callable | None):
+        """The closure's loss, computed with gradients enabled (None without a closure)."""
+        if closure is None:
+            return None
+        with enable_grad():
+            return closure()
+
     def step(self, closure: Callable | None = None):
         """One update of every parameter that has a gradient; returns the closure's loss."""
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        loss = self.evaluate_closure(closure)
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -200,6 +216,21 @@ class Optimizer:
                 if k != "params":
                     lines.append(f"    {k}: {g[k]}")
         return "\n".join(lines) + "\n)"
+
+
+def update_moments(grad, m, v, beta1: float, beta2: float, tmp=None) -> None:
+    """In place, the two running moments of Adam and its relatives:
+        m <- m + (1 - beta1)(g - m)   (= beta1 m + (1 - beta1) g, as torch's lerp computes it)
+        v <- beta2 v + ((1 - beta2) g) g
+    `tmp`: an optional scratch array shaped like m (overwritten), to avoid temporaries."""
+    xp = backend.xp_of(m)
+    tmp = xp.subtract(grad, m, out=tmp)
+    tmp *= 1 - beta1
+    m += tmp
+    v *= beta2
+    xp.multiply(grad, 1 - beta2, out=tmp)
+    tmp *= grad
+    v += tmp
 
 
 def _copy_state(value, like=None):
