@@ -52,10 +52,12 @@ def _hyperparameters(factory) -> dict:
             if n not in ("params", "base_optimizer") and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
-def make_optimizer(name: str, params, dataset_size: int | None = None, **kwargs):
+def make_optimizer(name: str, params, dataset_size: int | None = None,
+                   batch_size: int | None = None, **kwargs):
     """Build optimizer `name` (see `python -m minidl optimizers`) with keyword hyperparameters;
     a clear SystemExit for unknown names, unknown hyperparameters or bad values. A required
-    `N` (Santa's training-set size) is taken from `dataset_size`."""
+    `N` (Santa's training-set size) is taken from `dataset_size`, and ADAS's `batch_size`
+    (its initial step sizes and decays depend on it) from `batch_size`."""
     from minidl.optim import OPTIMIZERS  # noqa: PLC0415
 
     key = name.lower()
@@ -71,6 +73,8 @@ def make_optimizer(name: str, params, dataset_size: int | None = None, **kwargs)
     kwargs = {**entry.preset, **kwargs}
     if valid.get("N") == _REQUIRED and "N" not in kwargs and dataset_size:
         kwargs["N"] = dataset_size
+    if "batch_size" in valid and "batch_size" not in kwargs and batch_size:
+        kwargs["batch_size"] = batch_size
     missing = [k for k, v in valid.items() if v == _REQUIRED and k not in kwargs]
     if missing:
         raise SystemExit(f"error: {name} needs {', '.join(missing)} "
@@ -124,7 +128,8 @@ def cmd_train(args) -> int:
     for flag in ("lr", "momentum", "weight_decay"):
         if getattr(args, flag) is not None:
             kwargs[flag] = getattr(args, flag)
-    optimizer = make_optimizer(args.optimizer, model, dataset_size=len(x_train), **kwargs)
+    optimizer = make_optimizer(args.optimizer, model, dataset_size=len(x_train),
+                               batch_size=args.batch_size, **kwargs)
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

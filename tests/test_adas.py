@@ -281,3 +281,14 @@ def test_real_minimisation_without_offsets(variant):
         f = rosenbrock(p)
         opt.step()
     assert f < 0.5
+
+
+def test_cpp_decays_keep_the_reference_horizon_in_samples():
+    """C++ decays once per batch of 4; a batch of 32 decays by the same amount per sample."""
+    g = Adas(Dense(2, 2), batch_size=32).param_groups[0]
+    assert g["beta_3"] == pytest.approx(0.99999**8, rel=1e-15)
+    assert g["beta_2"] == pytest.approx(0.9999**8, rel=1e-15)
+    g = Adas(Dense(2, 2), batch_size=32, beta_3=0.9999).param_groups[0]
+    assert g["beta_3"] == 0.9999  # an explicit value wins
+    g = Adas(Dense(2, 2), variant="pytorch", offsets=False).param_groups[0]
+    assert (g["beta_2"], g["beta_3"], g["eps"], g["lr"]) == (0.999, 0.9999, 1e-8, 1e-3)

@@ -84,3 +84,10 @@ def test_every_registered_optimizer_builds_and_steps():
             return loss
         opt.step(closure)
         assert all(np.isfinite(p.data).all() for p in model.parameters()), name
+
+
+def test_cli_hands_its_batch_size_to_adas():
+    opt = make_optimizer("adas", mlp(hidden=(4,), in_features=3, classes=2), batch_size=64)
+    group = opt.param_groups[0]
+    assert group["batch_size"] == 64
+    assert group["beta_3"] == 0.99999 ** 16 and group["beta_2"] == 0.9999 ** 16
