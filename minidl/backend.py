@@ -57,7 +57,7 @@ def xp_of(*arrays) -> types.ModuleType:
     """
     found = None
     for a in arrays:
-        if a is None or isinstance(a, (int, float, bool)):
+        if a is None or isinstance(a, (int, float, bool, np.generic)):
             continue
         mod = "cuda" if is_cupy_array(a) else "cpu"
         if found is None:
