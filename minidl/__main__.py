@@ -100,7 +100,7 @@ def cmd_train(args) -> int:
     import numpy as np  # noqa: PLC0415
 
     from minidl import backend, models  # noqa: PLC0415
-    from minidl.data import flatten, load_dataset, scale  # noqa: PLC0415
+    from minidl.data import DataError, flatten, load_dataset, scale  # noqa: PLC0415
     from minidl.train import fit  # noqa: PLC0415
 
     if args.threads:
@@ -113,7 +113,10 @@ def cmd_train(args) -> int:
         if value <= 0:
             raise SystemExit(f"error: {name} must be positive, got {value}")
     backend.manual_seed(args.seed)
-    (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset)
+    try:
+        (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset)
+    except DataError as e:  # missing, corrupt or undownloadable files: the message says which
+        raise SystemExit(f"error: {e}") from None
     x_train, x_test = scale(x_train), scale(x_test)
     if args.model == "mlp":
         x_train, x_test = flatten(x_train), flatten(x_test)

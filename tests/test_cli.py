@@ -91,3 +91,16 @@ def test_cli_hands_its_batch_size_to_adas():
     group = opt.param_groups[0]
     assert group["batch_size"] == 64
     assert group["beta_3"] == 0.99999 ** 16 and group["beta_2"] == 0.9999 ** 16
+
+
+def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch):
+    import os
+    env = {**os.environ, "MINIDL_DATA": str(tmp_path / "empty"), "XDG_CACHE_HOME": str(tmp_path),
+           "HOME": str(tmp_path)}
+    # no network here, and even with one the download is pointed at nowhere by a bad proxy
+    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    r = subprocess.run([sys.executable, "-m", "minidl", "train", "--epochs", "1", "--subset", "100"],
+                       env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "dataset 'mnist' not found" in r.stderr and "MINIDL_DATA" in r.stderr
