@@ -69,10 +69,15 @@ def plot(rows: list, n_train: int, path: Path) -> bool:
         return False
     floor = 0.5 / n_train  # where 0 errors is drawn: half an error below the first one
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = list(dict.fromkeys(r["optimizer"] for r in rows))
+    seeds = list(dict.fromkeys(r["seed"] for r in rows))
+    styles = ["-", "--", ":", "-."]
     for (name, seed) in dict.fromkeys((r["optimizer"], r["seed"]) for r in rows):
         sel = [r for r in rows if r["optimizer"] == name and r["seed"] == seed]
         rate = [max(r["train_errors"] / n_train, floor) for r in sel]
+        # one colour per optimizer, one line style per seed
         ax.plot([r["epoch"] for r in sel], rate, marker="o", ms=3,
+                color=f"C{names.index(name)}", ls=styles[seeds.index(seed) % len(styles)],
                 label=f"{OPTIMIZERS[name][0]}, seed {seed}")
     ax.set_yscale("log")
     ax.set_ylim(floor / 1.5, None)
@@ -103,7 +108,13 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (threadpoolctl)")
     ap.add_argument("--out", default="results/adas_mnist")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--replot", action="store_true",
+                    help="redraw OUT/adas_mnist.png from OUT/adas_mnist.json, train nothing")
     args = ap.parse_args(argv)
+    if args.replot:
+        rows = json.loads((Path(args.out) / "adas_mnist.json").read_text())
+        plot(rows, args.subset or 60000, Path(args.out) / "adas_mnist.png")
+        return 0
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads)
