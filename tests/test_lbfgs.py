@@ -168,3 +168,17 @@ def test_lbfgs_minimises_rosenbrock_like_scipy(device):
     ref = scipy_optimize.minimize(f_and_grad, [-1.5, 2.0], jac=True, method="L-BFGS-B",
                                   options={"ftol": 1e-15, "gtol": 1e-12})
     np.testing.assert_allclose(x, ref.x, atol=1e-6)
+
+
+def test_cubic_minimizer_exact_on_a_quadratic_and_safe_when_degenerate():
+    """The cubic interpolating f and f' at two points of a parabola is that parabola, so its
+    minimiser is exact; on a straight line downhill (f = -t) the cubic's denominator is zero
+    and the trial goes to the bracket end the slope points to, as torch's inf does."""
+    from minidl.optim.lbfgs import _cubic_minimizer, _Point
+    a = _Point(0.0, 0.09, None, -0.6)          # f(t) = (t - 0.3)^2
+    b = _Point(1.0, 0.49, None, 1.4)
+    assert _cubic_minimizer(a, b, 0.0, 1.0) == pytest.approx(0.3, abs=1e-15)
+    assert _cubic_minimizer(b, a, 0.0, 1.0) == pytest.approx(0.3, abs=1e-15)
+    assert _cubic_minimizer(a, b, 0.5, 1.0) == 0.5                        # clipped
+    line_a, line_b = _Point(0.0, 0.0, None, -1.0), _Point(1.0, -1.0, None, -1.0)
+    assert _cubic_minimizer(line_a, line_b, 1.01, 10.0) == 10.0

@@ -253,7 +253,14 @@ def _cubic_minimizer(a: _Point, b: _Point, lo: float, hi: float) -> float:
     if not d2_square >= 0:  # also catches NaN
         return (lo + hi) / 2.0
     d2 = math.sqrt(d2_square)
-    t = b.t - (b.t - a.t) * ((b.gtd + d2 - d1) / (b.gtd - a.gtd + 2 * d2))
+    numerator, denominator = b.gtd + d2 - d1, b.gtd - a.gtd + 2 * d2
+    if denominator == 0:
+        # the cubic degenerates (negative curvature along d, e.g. on a saddle): torch's tensor
+        # division gives +-inf here, which the clipping turns into the bracket end it points to
+        if numerator == 0:
+            return (lo + hi) / 2.0
+        return lo if numerator > 0 else hi
+    t = b.t - (b.t - a.t) * (numerator / denominator)
     return min(max(t, lo), hi)
 
 
