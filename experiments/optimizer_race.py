@@ -51,19 +51,19 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # minidl, and race_functions beside this file
 
 import minidl as md  # noqa: E402
 from minidl.__main__ import make_optimizer  # noqa: E402
-from minidl.nn.layers import Dense  # noqa: E402
-from minidl.nn.module import Module, Parameter  # noqa: E402
 from minidl.optim import OPTIMIZERS  # noqa: E402
+from race_functions import MOONS_X, MOONS_Y, PROBLEMS, Problem, coordinates  # noqa: E402,F401
+from race_plots import plot_errors, plot_trajectories, pyplot, write_gif  # noqa: E402
 
 FUNCTIONS = ("quartic", "beale", "rosenbrock", "saddle", "valley", "moons")
 
@@ -160,209 +160,6 @@ NOT_TUNED = {"lbfgs"}   # no learning rate to search: the line search picks the 
 FULL_BATCH = {"lbfgs"}  # on moons: a line search needs the same function at every trial
 LR_GRID = tuple(float(f"{v:.2g}") for v in 10.0 ** np.arange(-6.0, 0.75, 0.5))  # 1e-6 .. 3.2
 
-# families for the error plots (one panel each); names missing here go to "other"
-FAMILIES = {
-    "SGD, momentum and friends": ("sgd", "momentum", "nesterov", "cprop-sgd", "adai", "lbfgs",
-                                  "santa-e", "santa-sss"),
-    "RMS scaling": ("adagrad", "rmsprop", "rmspropgraves", "adadelta", "smorms3", "adas",
-                    "adas-pytorch"),
-    "Adam family": ("adam", "amsgrad", "adamw", "adamax", "nadam", "radam"),
-    "Adam variants": ("eve", "adabound", "amsbound", "adashift", "cprop-adam"),
-}
-
-
-# ----------------------------------------------------------------------------- the functions
-class Point(Module):
-    """The coordinates being optimised: one Parameter of shape (d,), owned by a module that is
-    not a layer (so it cannot take ADAS's input offsets)."""
-
-    def __init__(self, start):
-        super().__init__()
-        self.w = Parameter(np.array(start, dtype=np.float64))
-
-    def forward(self):
-        return self.w
-
-
-def coordinates(module: Module) -> np.ndarray:
-    """The optimised values as one flat float64 vector (x, or (x, y))."""
-    return np.concatenate([md.backend.to_numpy(p.data).ravel() for p in module.parameters()])
-
-
-def _quartic(m, step, full):
-    x = m()
-    return (4 * (x**4 / 4 - x**3 / 6 - 17 * x**2 / 8 - 15 * x / 8)).sum()
-
-
-def _quartic_np(p):
-    x = p[..., 0]
-    return x**4 - 2 * x**3 / 3 - 17 * x**2 / 2 - 15 * x / 2
-
-
-def _beale(m, step, full):
-    w = m()
-    x, y = w[0], w[1]
-    xy = x * y
-    return (1.5 - x + xy) ** 2 + (2.25 - x + xy * y) ** 2 + (2.625 - x + xy * y * y) ** 2
-
-
-def _beale_np(p):
-    x, y = p[..., 0], p[..., 1]
-    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
-
-
-def _rosenbrock(m, step, full):
-    w = m()
-    x, y = w[0], w[1]
-    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
-
-
-def _rosenbrock_np(p):
-    x, y = p[..., 0], p[..., 1]
-    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
-
-
-def _saddle(m, step, full):
-    w = m()
-    x, y = w[0], w[1]
-    return x * x - y * y
-
-
-def _saddle_np(p):
-    return p[..., 0] ** 2 - p[..., 1] ** 2
-
-
-_COS, _SIN = math.cos(math.pi / 6), math.sin(math.pi / 6)
-
-
-def _valley(m, step, full):
-    w = m()
-    x, y = w[0], w[1]
-    u = _COS * x + _SIN * y
-    v = _COS * y - _SIN * x
-    return 0.5 * (u * u + 100 * v * v)
-
-
-def _valley_np(p):
-    x, y = p[..., 0], p[..., 1]
-    u, v = _COS * x + _SIN * y, _COS * y - _SIN * x
-    return 0.5 * (u * u + 100 * v * v)
-
-
-def two_moons(n: int = 400, noise: float = 0.25, seed: int = 0):
-    """n noisy two-moons points (half per class) from a seeded generator, standardised
-    features (float64, (n, 2)) and labels 0/1 (int64)."""
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0.0, math.pi, n)
-    upper = np.arange(n) < n // 2
-    x = np.where(upper[:, None], np.c_[np.cos(t), np.sin(t)],
-                 np.c_[1 - np.cos(t), 0.5 - np.sin(t)])
-    x = x + noise * rng.standard_normal(x.shape)
-    x = (x - x.mean(axis=0)) / x.std(axis=0)
-    return x, (~upper).astype(np.int64)
-
-
-MOONS_X, MOONS_Y = two_moons()
-MOONS_BATCH = 40
-
-
-def _moons_batch(step: int) -> np.ndarray:
-    """Indices of minibatch `step`: epoch e visits default_rng([0, e]).permutation(n), as
-    minidl's DataLoader orders its epochs."""
-    per_epoch = len(MOONS_Y) // MOONS_BATCH
-    epoch, pos = divmod(step, per_epoch)
-    order = np.random.default_rng([0, epoch]).permutation(len(MOONS_Y))
-    return order[pos * MOONS_BATCH:(pos + 1) * MOONS_BATCH]
-
-
-def _moons(m, step, full):
-    idx = slice(None) if full else _moons_batch(step)
-    x, y = MOONS_X[idx], MOONS_Y[idx]
-    z = m(md.Tensor(x))                                   # (B, 1) = x w
-    logits = md.concatenate([md.zeros(len(y), 1, dtype="float64"), z], axis=1)
-    return md.cross_entropy(logits, y)                    # mean of log(1 + e^z) - y z
-
-
-def _moons_np(p):
-    z = np.tensordot(p, MOONS_X.T, axes=1)                # (..., n)
-    return np.mean(np.logaddexp(0.0, z) - MOONS_Y * z, axis=-1)
-
-
-def _moons_module(start):
-    layer = Dense(2, 1, bias=False, dtype="float64")
-    layer.weight.data[:, 0] = start
-    return layer
-
-
-def _newton_moons(steps: int = 50) -> np.ndarray:
-    """The minimiser of the moons loss by Newton's method (float64; the loss is convex)."""
-    w = np.zeros(2)
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(MOONS_X @ w)))
-        grad = MOONS_X.T @ (p - MOONS_Y) / len(p)
-        hess = (MOONS_X * (p * (1 - p))[:, None]).T @ MOONS_X / len(p)
-        w = w - np.linalg.solve(hess, grad)
-    return w
-
-
-@dataclass
-class Problem:
-    """A function to minimise: its minidl loss (what the optimizer sees) and its NumPy twin
-    (exact values on the contour grid and at every iterate)."""
-
-    title: str
-    start: tuple
-    box: tuple                      # plot region: (x0, x1) or (x0, x1, y0, y1)
-    steps: int                      # default run length
-    loss: Callable                  # (module, step, full_batch) -> scalar Tensor
-    value: Callable                 # points (..., d) -> f
-    f_star: float = 0.0
-    argmin: tuple = ()
-    n: int = 1                      # dataset size, Santa's N
-    tol: float = 1e-6               # "reached" when the error is below this
-    escape: bool = False            # error = |y|; reached when |y| > 1 (the saddle)
-    limit: float = 1e3              # a run stops when a coordinate leaves [-limit, limit]
-    make: Callable = field(default=Point)
-
-    def error(self, points: np.ndarray, values: np.ndarray) -> np.ndarray:
-        if self.escape:
-            return np.abs(points[:, 1])
-        return values - self.f_star
-
-    def reached(self, errors: np.ndarray):
-        """The step from which on the error stays below the tolerance (None if it is above
-        at the end); on the saddle, the step at which |y| first exceeds 1."""
-        if self.escape:
-            hit = errors > 1.0
-            return int(np.argmax(hit)) if hit.any() else None
-        above = np.flatnonzero(errors > self.tol)
-        if len(above) == 0:
-            return 0
-        return None if above[-1] == len(errors) - 1 else int(above[-1]) + 1
-
-
-_W_MOONS = _newton_moons()
-PROBLEMS = {
-    "quartic": Problem("quartic 4(x^4/4 - x^3/6 - 17x^2/8 - 15x/8), from x = -3", (-3.0,),
-                       (-3.5, 3.5), 200, _quartic, _quartic_np, f_star=-43.229166666666664,
-                       argmin=(2.5,)),
-    "beale": Problem("Beale, from (1, 1.5)", (1.0, 1.5), (-0.5, 4.0, -1.0, 2.5), 1000, _beale,
-                     _beale_np, argmin=(3.0, 0.5)),
-    "rosenbrock": Problem("Rosenbrock (1-x)^2 + 100(y-x^2)^2, from (-1.2, 1)", (-1.2, 1.0),
-                          (-2.0, 2.0, -1.0, 3.0), 2000, _rosenbrock, _rosenbrock_np,
-                          argmin=(1.0, 1.0)),
-    "saddle": Problem("saddle x^2 - y^2, from (0.8, 0.001); error = |y|", (0.8, 1e-3),
-                      (-1.5, 1.5, -1.5, 1.5), 200, _saddle, _saddle_np, f_star=-math.inf,
-                      argmin=(0.0, 0.0), escape=True, limit=2.0),
-    "valley": Problem("narrow valley 0.5(u^2 + 100v^2), rotated 30 deg, from (-4, -1)",
-                      (-4.0, -1.0), (-5.0, 5.0, -5.0, 5.0), 500, _valley, _valley_np,
-                      argmin=(0.0, 0.0)),
-    "moons": Problem("logistic regression on noisy two moons (minibatch 40 of 400), from (-2, 2)",
-                     (-2.0, 2.0), (-3.0, 4.0, -4.5, 3.0), 500, _moons, _moons_np,
-                     f_star=float(_moons_np(_W_MOONS)), argmin=tuple(_W_MOONS), n=400,
-                     tol=1e-4, make=_moons_module),
-}
-
 
 # ----------------------------------------------------------------------------- racing
 @dataclass
@@ -382,6 +179,17 @@ class Run:
     @property
     def final(self) -> float:
         return float(self.errors[-1])
+
+    def cell(self) -> str:
+        """How the run ended, for a table cell or a panel title: the final error and the step
+        it reached the tolerance, `escaped @k`, or `diverged @k`."""
+        problem = PROBLEMS[self.function]
+        if self.status.startswith(("diverged", "error")):
+            return self.status.split(":")[0].replace(" at step ", " @")
+        hit = problem.reached(self.errors)
+        if problem.escape:
+            return f"escaped @{hit}" if hit is not None else f"stuck, y = {self.final:.1e}"
+        return f"{self.final:.1e}" + (f" ({hit})" if hit is not None else "")
 
 
 def race(name: str, function: str, hyper: dict, steps: int) -> Run:
@@ -502,16 +310,6 @@ def write_csv(runs: list, path: Path) -> None:
                               f"{e:.17g}"])
 
 
-def _cell(run: Run) -> str:
-    problem = PROBLEMS[run.function]
-    if run.status.startswith(("diverged", "error")):
-        return run.status.split(":")[0].replace(" at step ", " @")
-    hit = problem.reached(run.errors)
-    if problem.escape:
-        return f"escaped @{hit}" if hit is not None else f"stuck, y = {run.final:.1e}"
-    return f"{run.final:.1e}" + (f" ({hit})" if hit is not None else "")
-
-
 def write_summary(runs: list, out: Path) -> str:
     """summary.csv (one row per run) and summary.md (optimizers x functions); returns the
     Markdown."""
@@ -530,7 +328,7 @@ def write_summary(runs: list, out: Path) -> str:
     lines = ["| optimizer | " + " | ".join(functions) + " |",
              "|---|" + "---|" * len(functions)]
     for name in names:
-        cells = [_cell(by[name, fn]) if (name, fn) in by else "" for fn in functions]
+        cells = [by[name, fn].cell() if (name, fn) in by else "" for fn in functions]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     notes = ["", "Final error (f - f*; |y| on the saddle) after the run; in parentheses the "
              "first step with error below the tolerance (1e-6; 1e-4 on moons); "
@@ -543,142 +341,6 @@ def write_summary(runs: list, out: Path) -> str:
     text = "\n".join(lines + notes) + "\n"
     (out / "summary.md").write_text(text)
     return text
-
-
-# ----------------------------------------------------------------------------- plots
-FLOOR = 1e-16  # errors below this (or exactly 0) are drawn on it: log axes have no zero
-
-
-def _pyplot():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
-
-
-def _panels(plt, problem: Problem, runs: list, title: str):
-    """One panel per optimizer: contour lines (2-D) or the curve (1-D) under its iterates.
-    Returns the figure and one line per run (what an animation moves)."""
-    ncols = min(6, len(runs))
-    nrows = math.ceil(len(runs) / ncols)
-    height = 2.3 * nrows + 0.5
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.4 * ncols, height), squeeze=False)
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.3 / height, top=1 - 0.85 / height,
-                        wspace=0.25, hspace=0.6)
-    if len(problem.start) == 2:
-        from contourpy import contour_generator  # matplotlib's own contour tracer
-        from matplotlib.collections import LineCollection
-        x0, x1, y0, y1 = problem.box
-        gx, gy = np.meshgrid(np.linspace(x0, x1, 160), np.linspace(y0, y1, 160))
-        grid = problem.value(np.stack([gx, gy], axis=-1))
-        # geometric levels above the grid's minimum (linear for the saddle, which has none
-        # to speak of), between quantiles so that the steep walls do not take every line;
-        # traced once and drawn in every panel
-        tracer = contour_generator(gx, gy, grid)
-        if problem.escape:
-            levels = np.linspace(grid.min(), grid.max(), 17)[1:-1]
-        else:
-            low = grid.min()
-            lo, hi = np.quantile(grid - low, [0.002, 0.9])
-            levels = low + np.geomspace(max(lo, hi * 1e-6), hi, 16)
-        contours = [seg for level in levels for seg in tracer.lines(level)]
-    else:
-        xs = np.linspace(*problem.box, 400)
-        curve = problem.value(xs[:, None])
-    lines = []
-    for ax, run in zip(axes.flat, runs):
-        if len(problem.start) == 2:
-            ax.add_collection(LineCollection(contours, colors="0.6", linewidths=0.5))
-            line, = ax.plot(run.points[:, 0], run.points[:, 1], "-", color="C3", lw=1,
-                            marker=".", ms=2.5)
-            ax.plot(*problem.argmin, marker="*", color="k", ms=9, ls="none")
-            ax.plot(*problem.start, marker="o", color="C0", ms=4, ls="none")
-            ax.set_xlim(x0, x1)
-            ax.set_ylim(y0, y1)
-        else:
-            ax.plot(xs, curve, color="0.6", lw=1)
-            line, = ax.plot(run.points[:, 0], run.values, "-", color="C3", lw=0.6, marker="o",
-                            ms=2.5)
-            ax.plot(problem.argmin[0], problem.f_star, marker="*", color="k", ms=9)
-            ax.set_xlim(*problem.box)
-            ax.set_ylim(problem.f_star - 6, curve.max() * 1.05)
-        ax.set_title(f"{run.optimizer}\n{_cell(run)}", fontsize=8)
-        ax.tick_params(labelsize=6)
-        lines.append(line)
-    for ax in list(axes.flat)[len(runs):]:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=10)
-    return fig, lines
-
-
-def plot_trajectories(plt, problem: Problem, runs: list, path: Path, dpi: int) -> None:
-    fig, _ = _panels(plt, problem, runs, problem.title + "  (start: blue dot, minimum: star)")
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-
-
-def write_gif(plt, problem: Problem, runs: list, path: Path, frames: int = 60) -> bool:
-    """The trajectories growing step by step; False when Pillow is missing."""
-    from matplotlib import animation
-    if not animation.PillowWriter.isAvailable():
-        return False
-    fig, lines = _panels(plt, problem, runs, problem.title)
-    longest = max(len(r.points) for r in runs)
-    shown = np.unique(np.linspace(1, longest, min(frames, longest)).astype(int))
-    one_d = len(problem.start) == 1
-
-    def draw(k):
-        for line, r in zip(lines, runs):
-            if one_d:
-                line.set_data(r.points[:k, 0], r.values[:k])
-            else:
-                line.set_data(r.points[:k, 0], r.points[:k, 1])
-        return lines
-
-    anim = animation.FuncAnimation(fig, draw, frames=shown, blit=False)
-    anim.save(path, writer=animation.PillowWriter(fps=10), dpi=60)
-    plt.close(fig)
-    return True
-
-
-def plot_errors(plt, problem: Problem, runs: list, path: Path, dpi: int) -> None:
-    """Error against step on a log axis, one panel per family of optimizers."""
-    placed = {n for members in FAMILIES.values() for n in members}
-    groups = [(title, [r for r in runs if r.optimizer in members])
-              for title, members in FAMILIES.items()]
-    groups.append(("other", [r for r in runs if r.optimizer not in placed]))
-    groups = [g for g in groups if g[1]]
-    ncols = 2 if len(groups) > 1 else 1
-    nrows = math.ceil(len(groups) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 3.6 * nrows), squeeze=False,
-                             sharey=True)
-    ylabel = "|y| (distance from y = 0)" if problem.escape else "f - f*"
-    for ax, (title, group) in zip(axes.flat, groups):
-        for r in group:
-            ax.plot(np.maximum(r.errors, FLOOR), lw=1.2, label=r.optimizer)
-            if r.status.startswith(("diverged", "error")):
-                ax.plot(len(r.errors) - 1, max(r.errors[-1], FLOOR), "kx")
-        if problem.escape:
-            ax.axhline(1.0, color="0.5", ls="--", lw=0.8)
-        ax.set_yscale("log")
-        # a diverging run must not squash the others: clip far above the starting error
-        ax.set_ylim(top=10.0 if problem.escape else 1e3 * max(r.errors[0] for r in runs))
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("step")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, loc="best", ncol=2)
-    for ax in list(axes.flat)[len(groups):]:
-        ax.axis("off")
-    fig.suptitle(problem.title + ("" if problem.escape else
-                                  f"  (errors below {FLOOR:g} drawn at {FLOOR:g}; x: stopped)"),
-                 fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- main
@@ -719,7 +381,7 @@ def main(argv=None) -> int:
     dpi = args.dpi or (50 if args.smoke else 110)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         print("matplotlib is not installed: writing the CSVs only "
               "(pip install matplotlib for the figures)")
