@@ -6,6 +6,11 @@ History as CSV and JSON, and saves an atomic checkpoint (model, optimizer, sched
 position, random state, history) after every epoch and on Ctrl-C. Resuming from a checkpoint,
 even one written mid-epoch, continues exactly as the uninterrupted run would have.
 
+Ctrl-C never cuts a step in half: while fit runs, the first SIGINT only asks the loop to stop
+after the current batch (or, during the evaluation that ends an epoch, after that epoch's
+checkpoint), so the saved state is always one a resumed run can continue from exactly. A
+second Ctrl-C interrupts at once.
+
 The hot path reads nothing back from the GPU: losses and correct counts accumulate on the
 device and are read every `log_every` steps for the progress bar.
 """
@@ -16,6 +21,8 @@ import csv
 import json
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -102,6 +109,35 @@ def evaluate(model, x, y, batch_size: int = 1000) -> dict:
     return {"loss": loss / n, "acc": correct / n, "errors": n - correct, "n": n}
 
 
+class _DeferredInterrupt:
+    """Context manager: the first SIGINT sets `requested` instead of raising KeyboardInterrupt,
+    so the loop can stop between two batches; a second one raises as usual.
+
+    Only installed from the main thread over Python's default handler (signal handlers can be
+    set nowhere else, and a handler the user installed is left alone)."""
+
+    def __init__(self):
+        self.requested = False
+        self._installed = False
+
+    def __enter__(self) -> "_DeferredInterrupt":
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> bool:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return False
+
+
 def _step_fn(model, optimizer, loss_fn):
     """One optimisation step on a batch; returns the loss Tensor and the logits array."""
     needs_closure = getattr(optimizer, "needs_closure", False)
@@ -143,7 +179,8 @@ def fit(model, optimizer, train, epochs: int, *, test=None, batch_size: int = 32
     log_every: progress-bar refresh period in steps (the only device-to-host reads in the loop).
     eval_train: also measure loss/accuracy/errors on the full training set after every epoch.
     on_epoch_end: optional callback(record) after each epoch.
-    Ctrl-C saves a checkpoint (when `out` is set) and returns the History so far.
+    Ctrl-C stops after the current batch (or after the epoch being evaluated), saves a
+    checkpoint (when `out` is set) and returns the History so far; a second Ctrl-C stops at once.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
@@ -183,67 +220,76 @@ def fit(model, optimizer, train, epochs: int, *, test=None, batch_size: int = 32
     step = _step_fn(model, optimizer, loss_fn)
     xp = backend.xp_for(device)
     model.train()
-    while loader.epoch < epochs:
-        epoch = loader.epoch + 1
-        loss_sum = xp.asarray(online[0], dtype=np.float64)
-        correct = xp.asarray(online[1], dtype=np.int64)
-        seen = online[2]
-        start = time.perf_counter()
-        bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{epochs}", disable=not progress,
-                   leave=False, dynamic_ncols=True, initial=skip)
-        batch = 0
-        try:
-            for batch, (xb, yb) in enumerate(loader, start=1):
-                if batch <= skip:
-                    continue
-                loss, logits = step(xb, yb)
-                n = len(yb.data)
-                loss_sum += loss.data * n
-                correct += (logits.argmax(axis=1) == yb.data).sum()
-                seen += n
-                if batch % log_every == 0 or batch == len(loader):
-                    bar.set_postfix(loss=f"{float(backend.to_numpy(loss_sum)) / seen:.4f}",
-                                    acc=f"{int(backend.to_numpy(correct)) / seen:.4f}")
-                    bar.update(batch - bar.n)
-        except KeyboardInterrupt:
+    with _DeferredInterrupt() as interrupt:
+        while loader.epoch < epochs:
+            epoch = loader.epoch + 1
+            loss_sum = xp.asarray(online[0], dtype=np.float64)
+            correct = xp.asarray(online[1], dtype=np.int64)
+            seen = online[2]
+            start = time.perf_counter()
+            bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{epochs}", disable=not progress,
+                       leave=False, dynamic_ncols=True, initial=skip)
+            batch, done = 0, None
+            try:
+                for batch, (xb, yb) in enumerate(loader, start=1):
+                    if batch <= skip:
+                        continue
+                    loss, logits = step(xb, yb)
+                    n = len(yb.data)
+                    loss_sum += loss.data * n
+                    correct += (logits.argmax(axis=1) == yb.data).sum()
+                    seen += n
+                    if batch % log_every == 0 or batch == len(loader):
+                        bar.set_postfix(loss=f"{float(backend.to_numpy(loss_sum)) / seen:.4f}",
+                                        acc=f"{int(backend.to_numpy(correct)) / seen:.4f}")
+                        bar.update(batch - bar.n)
+                    if interrupt.requested:  # Ctrl-C during this batch: it is complete now
+                        done = batch
+                        break
+            except KeyboardInterrupt:  # a second Ctrl-C, or one raised by the model itself
+                # The batch being processed may be half applied; the last whole one is batch - 1.
+                done = batch - 1 if batch > skip else skip
             bar.close()
-            # The batch being processed may be half applied; the last whole one is batch - 1.
-            done = batch - 1 if batch > skip else skip
-            save_checkpoint(done, (float(backend.to_numpy(loss_sum)),
-                                   int(backend.to_numpy(correct)), seen))
-            print(f"\ninterrupted in epoch {epoch} after {done} batches"
-                  + (f"; checkpoint saved to {out / CHECKPOINT}" if out else ""))
-            return history
-        bar.close()
-        elapsed = time.perf_counter() - start
-        skip, online = 0, (0.0, 0, 0)
+            if done is not None:
+                save_checkpoint(done, (float(backend.to_numpy(loss_sum)),
+                                       int(backend.to_numpy(correct)), seen))
+                print(f"\ninterrupted in epoch {epoch} after {done} batches"
+                      + (f"; checkpoint saved to {out / CHECKPOINT}" if out else ""))
+                return history
+            elapsed = time.perf_counter() - start
+            skip, online = 0, (0.0, 0, 0)
 
-        total_loss, n_correct = float(backend.to_numpy(loss_sum)), int(backend.to_numpy(correct))
-        record = {"epoch": epoch, "time": round(elapsed, 4),
-                  "lr": optimizer.param_groups[0].get("lr", math.nan),
-                  "online_loss": total_loss / max(seen, 1),
-                  "online_acc": n_correct / max(seen, 1), "online_errors": seen - n_correct}
-        if eval_train:
-            r = evaluate(model, x_eval, y_eval)
-            record.update(train_loss=r["loss"], train_acc=r["acc"], train_errors=r["errors"])
-        if test is not None:
-            r = evaluate(model, *test)
-            record.update(test_loss=r["loss"], test_acc=r["acc"], test_errors=r["errors"])
-        history.append(record)
-        if scheduler is not None:
-            metric = record.get("test_loss", record.get("train_loss", record["online_loss"]))
-            if getattr(scheduler, "needs_metric", False):
-                scheduler.step(metric)
-            else:
-                scheduler.step()
-        if progress:
-            tqdm.write(_format_record(record))
-        if out is not None:
-            history.to_csv(out / "history.csv")
-            history.to_json(out / "history.json")
-            save_checkpoint(0, (0.0, 0, 0))
-        if on_epoch_end is not None:
-            on_epoch_end(record)
+            total_loss = float(backend.to_numpy(loss_sum))
+            n_correct = int(backend.to_numpy(correct))
+            record = {"epoch": epoch, "time": round(elapsed, 4),
+                      "lr": optimizer.param_groups[0].get("lr", math.nan),
+                      "online_loss": total_loss / max(seen, 1),
+                      "online_acc": n_correct / max(seen, 1), "online_errors": seen - n_correct}
+            if eval_train:
+                r = evaluate(model, x_eval, y_eval)
+                record.update(train_loss=r["loss"], train_acc=r["acc"], train_errors=r["errors"])
+            if test is not None:
+                r = evaluate(model, *test)
+                record.update(test_loss=r["loss"], test_acc=r["acc"], test_errors=r["errors"])
+            history.append(record)
+            if scheduler is not None:
+                metric = record.get("test_loss", record.get("train_loss", record["online_loss"]))
+                if getattr(scheduler, "needs_metric", False):
+                    scheduler.step(metric)
+                else:
+                    scheduler.step()
+            if progress:
+                tqdm.write(_format_record(record))
+            if out is not None:
+                history.to_csv(out / "history.csv")
+                history.to_json(out / "history.json")
+                save_checkpoint(0, (0.0, 0, 0))
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+            if interrupt.requested and loader.epoch < epochs:  # Ctrl-C while evaluating
+                print(f"\ninterrupted after epoch {epoch}"
+                      + (f"; checkpoint saved to {out / CHECKPOINT}" if out else ""))
+                return history
     return history
 
 

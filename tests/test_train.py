@@ -1,6 +1,7 @@
 """fit / evaluate / History / checkpoints on real MNIST, and the atomic save format."""
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -152,3 +153,72 @@ def test_training_loop_reads_back_only_for_the_progress_bar(mnist, device):
         eval_train=False, device=device)
     steps = 2000 // 50  # 40 steps: progress reads after steps 15, 30 and 40
     assert backend.transfer_count() - before == 2 * len(range(15, steps + 1, 15)) + 2 + 2
+
+
+class _SignalingSGD(SGD):
+    """SGD that delivers a real SIGINT (what Ctrl-C sends) inside its `at`-th parameter update,
+    after that parameter has moved and before the step's other parameters have."""
+
+    def __init__(self, params, at=None, **kw):
+        super().__init__(params, **kw)
+        self.at, self.calls = at, 0
+
+    def update(self, p, grad, state, group):
+        super().update(p, grad, state, group)
+        self.calls += 1
+        if self.calls == self.at:
+            signal.raise_signal(signal.SIGINT)
+
+
+def _run_signaled(xtr, ytr, out, epochs, resume=False, at=None, test=None):
+    md.manual_seed(0)
+    model = mlp(hidden=(32,))
+    opt = _SignalingSGD(model, at=at, lr=0.05, momentum=0.9)
+    try:
+        h = fit(model, opt, (xtr, ytr), epochs, out=out, resume=resume, progress=False,
+                batch_size=64, eval_train=False, test=test)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped fit()")
+    return model, h
+
+
+def test_real_ctrl_c_inside_an_optimizer_step_finishes_the_step_and_resumes_exactly(
+        mnist, tmp_path, capsys):
+    # the model has 4 parameters: update 4 * 40 + 2 is in the middle of batch 41's step
+    (xtr, ytr), _ = mnist
+    xtr, ytr = xtr[:2000], ytr[:2000]
+    full, h_full = _run_signaled(xtr, ytr, tmp_path / "a", 2)
+    _, h_cut = _run_signaled(xtr, ytr, tmp_path / "b", 2, at=4 * 40 + 2)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert len(h_cut) == 1 and "interrupted in epoch 2 after 9 batches" in capsys.readouterr().out
+    resumed, h_res = _run_signaled(xtr, ytr, tmp_path / "b", 2, resume=True)
+    for p, q in zip(full.parameters(), resumed.parameters()):
+        assert np.array_equal(p.data, q.data)
+    assert h_res["online_loss"] == pytest.approx(h_full["online_loss"], rel=1e-12)
+
+
+def test_real_ctrl_c_during_the_end_of_epoch_evaluation_saves_that_epoch(mnist, tmp_path, capsys):
+    (xtr, ytr), (xte, yte) = mnist
+    xtr, ytr, test = xtr[:2000], ytr[:2000], (xte[:500], yte[:500])
+    full, h_full = _run_signaled(xtr, ytr, tmp_path / "a", 2, test=test)
+    md.manual_seed(0)
+    model = mlp(hidden=(32,))
+    forward = model.forward
+
+    def forward_hit_during_evaluation(x):
+        if not model.training:
+            signal.raise_signal(signal.SIGINT)
+        return forward(x)
+    object.__setattr__(model, "forward", forward_hit_during_evaluation)
+    try:
+        h_cut = fit(model, SGD(model, lr=0.05, momentum=0.9), (xtr, ytr), 2, test=test,
+                    out=tmp_path / "b", progress=False, batch_size=64, eval_train=False)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped fit()")
+    assert len(h_cut) == 1 and h_cut.records[0] == {**h_full.records[0],
+                                                    "time": h_cut.records[0]["time"]}
+    assert "interrupted after epoch 1; checkpoint saved" in capsys.readouterr().out
+    resumed, h_res = _run_signaled(xtr, ytr, tmp_path / "b", 2, resume=True, test=test)
+    for p, q in zip(full.parameters(), resumed.parameters()):
+        assert np.array_equal(p.data, q.data)
+    assert h_res["test_acc"] == h_full["test_acc"]
