@@ -64,6 +64,9 @@ def test_manual_seed_makes_models_reproducible():
 def test_bad_sizes_and_init_names():
     with pytest.raises(ValueError, match="positive"):
         Dense(0, 3)
+    with pytest.raises(ValueError, match=r"positive int sizes, got in_features=2\.5"):
+        Dense(2.5, 3)  # not a TypeError from deep inside NumPy
+    assert Dense(np.int64(2), 3).weight.shape == (2, 3)
     with pytest.raises(ValueError, match="unknown init 'nope'.*he_uniform"):
         Dense(3, 3, init="nope")
     with pytest.raises(ValueError, match="unknown activation"):
@@ -164,3 +167,119 @@ def test_reassigned_buffer_stays_in_state_dict():
     m = Counter()
     m.count = m.count + 1  # a new array under the same name
     assert list(m.state_dict()) == ["count"] and m.state_dict()["count"] == 1
+
+
+def test_load_state_dict_that_does_not_fit_leaves_the_model_untouched():
+    # the first key fits, the last does not: nothing may be copied before the shape error
+    md.manual_seed(0)
+    model = mlp(hidden=(7,), in_features=4, classes=2)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    bad = {k: np.full_like(v, 42.0) for k, v in before.items()}
+    bad["2.bias"] = np.zeros(3)
+    with pytest.raises(ValueError, match=r"2\.bias.*shape \(3,\).*\(2,\)"):
+        model.load_state_dict(bad)
+    assert all(np.array_equal(model.state_dict()[k], v) for k, v in before.items())
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match=r"running_mean.*buffer has shape \(3,\)"):
+        bn.load_state_dict({**{k: v + 1 for k, v in bn.state_dict().items()},
+                            "running_mean": np.zeros(4)})
+    assert np.all(bn.weight.data == 1) and np.all(bn.running_var == 1)
+
+
+# --------------------------------------------------------------------------- every layer, gradchecked
+
+
+def _distinct(*shape):
+    """Values at least 0.1 apart (max pooling has one winner per window), shuffled."""
+    n = int(np.prod(shape))
+    return (np.random.default_rng(5).permutation(n).reshape(shape) - n / 2) * 0.1
+
+
+def _away_from_zero(*shape):
+    x = np.random.default_rng(6).uniform(-2, 2, shape)
+    return np.where(np.abs(x) < 0.2, np.sign(x) * 0.5 + x, x)  # no kink for relu / leaky_relu
+
+
+LABELS = np.array([0, 2, 1, 2, 0])
+LAYERS = {  # name: (module factory, input maker)
+    "dense_leading_axes": (lambda: Dense(4, 3), lambda: np.random.default_rng(0).normal(
+        size=(2, 3, 4))),
+    "dense_he_no_bias": (lambda: Dense(4, 2, bias=False, init="he_normal"),
+                         lambda: np.random.default_rng(1).normal(size=(5, 4))),
+    "conv2d_stride2_pad1": (lambda: nn.Conv2d(2, 3, 3, stride=2, padding=1),
+                            lambda: np.random.default_rng(2).normal(size=(2, 2, 5, 6))),
+    "conv2d_rect_stride_pad": (lambda: nn.Conv2d(2, 2, (2, 3), stride=(1, 2), padding=(1, 0)),
+                               lambda: np.random.default_rng(3).normal(size=(1, 2, 4, 7))),
+    "maxpool2": (lambda: nn.MaxPool2d(2), lambda: _distinct(2, 2, 4, 6)),
+    "maxpool3_stride2_pad1": (lambda: nn.MaxPool2d(3, 2, 1), lambda: _distinct(1, 2, 5, 5)),
+    "avgpool2": (lambda: nn.AvgPool2d(2), lambda: _distinct(2, 2, 4, 6)),
+    "avgpool3_stride1_pad1": (lambda: nn.AvgPool2d(3, 1, 1), lambda: _distinct(1, 2, 4, 5)),
+    "flatten": (lambda: Flatten(), lambda: _distinct(2, 3, 4)),
+    "batchnorm1d_train": (lambda: nn.BatchNorm1d(3), lambda: _distinct(5, 3)),
+    "batchnorm1d_eval": (lambda: _eval(nn.BatchNorm1d(3)), lambda: _distinct(5, 3)),
+    "batchnorm1d_ncl": (lambda: nn.BatchNorm1d(2), lambda: _distinct(3, 2, 4)),
+    "batchnorm2d_train": (lambda: nn.BatchNorm2d(2), lambda: _distinct(3, 2, 2, 3)),
+    "batchnorm2d_eval": (lambda: _eval(nn.BatchNorm2d(2)), lambda: _distinct(3, 2, 2, 3)),
+    "dropout": (lambda: nn.Dropout(0.3), lambda: _distinct(4, 5)),
+    "relu": (lambda: ReLU(), lambda: _away_from_zero(3, 4)),
+    "leaky_relu": (lambda: LeakyReLU(0.1), lambda: _away_from_zero(3, 4)),
+    "sigmoid": (lambda: Sigmoid(), lambda: _distinct(3, 4)),
+    "tanh": (lambda: Tanh(), lambda: _distinct(3, 4)),
+    "softmax_axis0": (lambda: Softmax(axis=0), lambda: _distinct(3, 4)),
+    "small_lenet": (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), Tanh(),
+                                          nn.MaxPool2d(2), Flatten(), Dense(8, 3)),
+                    lambda: _distinct(2, 1, 4, 4)),
+    "cross_entropy_mean": (lambda: _WithTarget(CrossEntropyLoss(), LABELS),
+                           lambda: _distinct(5, 3)),
+    "cross_entropy_sum_one_hot": (lambda: _WithTarget(CrossEntropyLoss("sum"), np.eye(3)[LABELS]),
+                                  lambda: _distinct(5, 3)),
+    "mse": (lambda: _WithTarget(MSELoss(), np.linspace(-1, 1, 12).reshape(3, 4)),
+            lambda: _distinct(3, 4)),
+    "mse_sum": (lambda: _WithTarget(MSELoss("sum"), np.ones((3, 4))), lambda: _distinct(3, 4)),
+}
+
+
+def _eval(module):
+    module.running_mean[...] = np.linspace(-0.5, 0.5, module.num_features)
+    module.running_var[...] = np.linspace(0.5, 2.0, module.num_features)
+    return module.eval()
+
+
+class _WithTarget(nn.Module):
+    """A loss module with its target fixed, so that it is a function of the prediction only."""
+
+    def __init__(self, loss, target):
+        super().__init__()
+        self.loss, self.target = loss, target
+
+    def forward(self, x):
+        return self.loss(x, backend.to_device(self.target, x.device))
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_every_layer_and_loss_gradchecks_through_its_module(device, name):
+    """gradcheck of module(x) with respect to x and every parameter, calling the module itself:
+    the gradient must reach every parameter through the layer as it is used (no detached or
+    bypassed path), in the configurations the layers set up (stride, padding, mode, a fixed
+    dropout mask). For each evaluation the float64 copies that gradcheck perturbs are swapped
+    in for the parameters."""
+    make_layer, make_x = LAYERS[name]
+    with md.default_dtype("float64"):
+        md.manual_seed(0)
+        layer = make_layer().to(device)
+    named = list(layer.named_parameters())
+    slots = [(p.owner, n.rsplit(".", 1)[-1]) for n, p in named]
+
+    def f(x, *params):
+        try:
+            for (owner, attr), q in zip(slots, params):
+                object.__setattr__(owner, attr, q)
+            md.manual_seed(1)  # the same dropout mask for every evaluation
+            return layer(x)
+        finally:
+            for (owner, attr), (_, p) in zip(slots, named):
+                object.__setattr__(owner, attr, p)
+
+    x = md.Tensor(backend.to_device(make_x(), device), requires_grad=True)
+    assert x.dtype == np.float64 and all(p.dtype == np.float64 for _, p in named)
+    assert md.gradcheck(f, [x, *(p for _, p in named)])

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from minidl import backend, ops
 from minidl.autograd import Tensor
 from minidl.nn.input_stats import SupportsInputStats
@@ -32,11 +34,13 @@ class Dense(SupportsInputStats, Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  init: str = "torch", device: str = "cpu", dtype=None):
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
+                   for n in (in_features, out_features)):
             raise ValueError(
-                f"Dense needs positive sizes, got in_features={in_features}, "
-                f"out_features={out_features}"
+                f"Dense needs positive int sizes, got in_features={in_features!r}, "
+                f"out_features={out_features!r}"
             )
+        in_features, out_features = int(in_features), int(out_features)
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
         self.in_features, self.out_features, self.init = in_features, out_features, init

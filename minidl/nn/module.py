@@ -150,6 +150,8 @@ class Module:
 
         strict: every key must match (missing and unexpected keys are listed in the error).
         Shapes must always match; values are cast to each parameter's dtype and device.
+        Every key and shape is checked before anything is copied, so a state that does not fit
+        raises and leaves the module as it was.
         """
         own = dict(self.named_parameters())
         buffers = {}
@@ -165,23 +167,25 @@ class Module:
             )
         for key, value in state.items():
             if key in own:
+                target, what = own[key], "parameter"
+            elif key in buffers:
+                target, what = getattr(*buffers[key]), "buffer"
+            else:
+                continue
+            if hasattr(target, "shape") and tuple(np.shape(value)) != tuple(target.shape):
+                raise ValueError(
+                    f"state_dict['{key}'] has shape {tuple(np.shape(value))}, "
+                    f"{what} has shape {tuple(target.shape)}"
+                )
+        for key, value in state.items():
+            if key in own:
                 p = own[key]
-                if tuple(np.shape(value)) != p.shape:
-                    raise ValueError(
-                        f"state_dict['{key}'] has shape {tuple(np.shape(value))}, "
-                        f"parameter has shape {p.shape}"
-                    )
                 xp = backend.xp_of(p.data)
                 p.data[...] = xp.asarray(backend.to_device(value, p.device), dtype=p.dtype)
             elif key in buffers:
                 m, name = buffers[key]
                 old = getattr(m, name)
                 if old is not None and hasattr(old, "shape"):
-                    if tuple(np.shape(value)) != old.shape:
-                        raise ValueError(
-                            f"state_dict['{key}'] has shape {tuple(np.shape(value))}, "
-                            f"buffer has shape {old.shape}"
-                        )
                     value = backend.to_device(np.asarray(value) if not hasattr(value, "shape")
                                               else value, backend.device_of(old))
                     value = value.astype(old.dtype, copy=True)
