@@ -604,3 +604,23 @@ def test_bad_arguments_raise_value_error(device, call):
 def test_cross_entropy_rejects_float_class_indices(device):
     with pytest.raises(TypeError, match="integer"):
         ops.cross_entropy(_zeros((2, 3), device), np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("labels", [[0, -1], [3, 0]], ids=["negative", "too_large"])
+def test_cross_entropy_rejects_class_indices_out_of_range(labels):
+    # a -1 would silently pick the last class (NumPy's negative indexing)
+    with pytest.raises(ValueError, match=r"\[0, 3\).*min -?\d, max \d"):
+        ops.cross_entropy(_zeros((2, 3), "cpu"), np.array(labels))
+
+
+def test_cross_entropy_float64_one_hot_targets_with_float32_logits(device):
+    # numpy.eye(C)[labels] is float64; the targets get no gradient, so they follow the logits
+    logits = Tensor(backend.to_device(np.random.default_rng(0).standard_normal((4, 3)),
+                                      device).astype(np.float32), requires_grad=True)
+    labels = np.array([0, 2, 1, 2])
+    loss = ops.cross_entropy(logits, backend.to_device(np.eye(3)[labels], device))
+    assert loss.dtype == np.float32
+    expected = ops.cross_entropy(logits, backend.to_device(labels, device))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    loss.backward()
+    assert logits.grad.dtype == np.float32

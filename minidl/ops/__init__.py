@@ -1,5 +1,6 @@
 """Differentiable operations, each a Function (forward + backward) and a lowercase wrapper."""
 
+from minidl.ops.conv import avg_pool2d, batch_norm, conv2d, dropout, max_pool2d
 from minidl.ops.elementwise import (
     abs,
     add,
@@ -38,9 +39,10 @@ from minidl.ops.shape import (
 )
 
 __all__ = [
-    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cross_entropy", "div", "exp",
-    "flatten", "getitem", "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul",
-    "max", "maximum", "mean", "min", "minimum", "mse_loss", "mul", "neg", "pad", "pow", "relu",
-    "reshape", "sigmoid", "softmax", "sqrt", "stack", "sub", "sum", "swapaxes", "tanh",
-    "transpose", "unbroadcast", "where",
+    "abs", "add", "astype", "avg_pool2d", "batch_norm", "broadcast_to", "clip", "concatenate",
+    "conv2d", "cross_entropy", "div", "dropout", "exp", "flatten", "getitem", "leaky_relu",
+    "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "max_pool2d", "maximum", "mean",
+    "min", "minimum", "mse_loss", "mul", "neg", "pad", "pow", "relu", "reshape", "sigmoid",
+    "softmax", "sqrt", "stack", "sub", "sum", "swapaxes", "tanh", "transpose", "unbroadcast",
+    "where",
 ]

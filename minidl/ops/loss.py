@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from minidl.autograd import Function, Tensor
 from minidl.backend import xp_of
 
@@ -37,6 +39,13 @@ class CrossEntropy(Function):
                 raise TypeError(f"cross_entropy: class targets must be integers, got {target.dtype}")
             if target.shape[0] != n:
                 raise ValueError(f"cross_entropy: {n} logits rows but {target.shape[0]} targets")
+            # a negative index would silently pick a class from the end; on the GPU the check
+            # would cost a device-to-host read every step, so it runs on the CPU only
+            if xp is np and n and (target.min() < 0 or target.max() >= z.shape[1]):
+                raise ValueError(
+                    f"cross_entropy: class targets must lie in [0, {z.shape[1]}) for "
+                    f"{z.shape[1]} classes, got min {target.min()}, max {target.max()}"
+                )
             rows = xp.arange(n)
             losses = log_z[:, 0] - shifted[rows, target]
             self.rows = rows
@@ -100,11 +109,16 @@ class MSE(Function):
 
 def cross_entropy(logits, target, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy from logits; integer or one-hot/probability targets (see CrossEntropy).
+
+    Floating targets take the logits' dtype (they get no gradient), so a float64 one-hot matrix
+    such as numpy.eye(C)[labels] works with float32 logits.
     """
     _check_reduction(reduction)
-    target = target.data if isinstance(target, Tensor) else target
-    return CrossEntropy.apply(logits, xp_of(logits.data if isinstance(logits, Tensor) else logits)
-                              .asarray(target), reduction=reduction)
+    z = logits.data if isinstance(logits, Tensor) else logits
+    target = xp_of(z).asarray(target.data if isinstance(target, Tensor) else target)
+    if target.dtype.kind == "f" and z.dtype.kind == "f" and target.dtype != z.dtype:
+        target = target.astype(z.dtype)
+    return CrossEntropy.apply(logits, target, reduction=reduction)
 
 
 def mse_loss(pred, target, reduction: str = "mean") -> Tensor:
