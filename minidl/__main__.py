@@ -103,15 +103,22 @@ def cmd_train(args) -> int:
     from minidl.data import DataError, flatten, load_dataset, scale  # noqa: PLC0415
     from minidl.train import fit  # noqa: PLC0415
 
-    if args.threads:
-        _set_threads(args.threads)
     try:
         backend.check_device(args.device)
     except (ValueError, RuntimeError) as e:
         raise SystemExit(f"error: {e}") from None
-    for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+    for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--log-every", args.log_every), *(("--hidden", h) for h in args.hidden)):
         if value <= 0:
             raise SystemExit(f"error: {name} must be positive, got {value}")
+    for name, value, zero in (("--subset", args.subset, "all images"),
+                              ("--threads", args.threads, "BLAS's default")):
+        if value < 0:
+            raise SystemExit(f"error: {name} must be positive or 0 ({zero}), got {value}")
+    if args.resume and not args.out:
+        raise SystemExit("error: --resume continues from OUT/checkpoint.npz: give --out OUT")
+    if args.threads:
+        _set_threads(args.threads)
     backend.manual_seed(args.seed)
     try:
         (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset)
@@ -135,8 +142,11 @@ def cmd_train(args) -> int:
                                batch_size=args.batch_size, **kwargs)
     out = Path(args.out) if args.out else None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(vars(args), indent=2, default=str))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.json").write_text(json.dumps(vars(args), indent=2, default=str))
+        except OSError as e:
+            raise SystemExit(f"error: cannot write to --out {out}: {e}") from None
     print(f"{args.model} on {args.dataset} ({len(x_train)} training images), "
           f"{type(optimizer).__name__}, {args.epochs} epochs, batch {args.batch_size}, "
           f"{args.device}")

@@ -48,11 +48,25 @@ def test_train_writes_history_and_checkpoint(tmp_path):
     (["--epochs", "0"], "--epochs must be positive"),
     (["--device", "tpu"], "invalid choice: 'tpu' (choose from 'cpu', 'cuda')"),
     (["--model", "resnet"], "invalid choice: 'resnet'"),
+    (["--model", "foo"], "invalid choice: 'foo' (choose from 'mlp', 'lenet')"),
+    (["--hidden", "256", "0"], "--hidden must be positive, got 0"),
+    (["--log-every", "0"], "--log-every must be positive, got 0"),
+    (["--subset", "-5"], "--subset must be positive or 0 (all images), got -5"),
+    (["--threads", "-1"], "--threads must be positive or 0"),
+    (["--resume"], "--resume continues from OUT/checkpoint.npz: give --out OUT"),
 ])
 def test_bad_arguments_get_clear_messages(args, message):
     r = minidl("train", "--subset", "100", *args)
     assert r.returncode != 0
     assert message in r.stderr + r.stdout
+
+
+def test_unwritable_out_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    r = minidl("train", "--subset", "100", "--out", str(blocker / "run"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"cannot write to --out {blocker / 'run'}" in r.stderr
 
 
 def test_demo_checks_its_gradients():
