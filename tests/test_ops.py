@@ -624,3 +624,15 @@ def test_cross_entropy_float64_one_hot_targets_with_float32_logits(device):
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     loss.backward()
     assert logits.grad.dtype == np.float32
+
+
+def test_pow_zero_exponent_has_zero_gradient_at_zero(device):
+    """d(a^0)/da = 0 everywhere; b * a^(b-1) alone is 0 * inf = nan at a = 0 (torch gives 0)."""
+    x = _t([0.0, 2.0], device)
+    (x**0).sum().backward()
+    np.testing.assert_array_equal(_np(x.grad), [0.0, 0.0])
+    a = _t([0.0, 0.0, 3.0], device)
+    b = _t([0.0, 2.0, 0.0], device)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        (a**b).sum().backward()
+    np.testing.assert_array_equal(_np(a.grad), [0.0, 0.0, 0.0])   # 2 * 0^1 = 0 in the middle

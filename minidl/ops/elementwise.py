@@ -124,7 +124,12 @@ class Pow(Function):
         a, b, out = self.saved
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(g * b * a ** (b - 1), _shape(a))
+            # d(a^0)/da = 0 everywhere, also at a = 0 where b * a^(b-1) is 0 * inf (as torch)
+            if isinstance(b, (int, float)):
+                local = b * a ** (b - 1) if b != 0 else a * 0
+            else:
+                local = xp_of(a, b).where(b == 0, 0, b * a ** (b - 1))
+            ga = unbroadcast(g * local, _shape(a))
         if self.needs_input_grad[1]:
             # asarray: log of a Python base would be a float64 NumPy scalar, upcasting float32
             xp = xp_of(a, b)
