@@ -41,7 +41,7 @@ import minidl as md  # noqa: E402
 from minidl.__main__ import make_optimizer  # noqa: E402
 from minidl.data import DatasetNotFoundError, flatten, load_mnist, scale  # noqa: E402
 from minidl.models import mlp  # noqa: E402
-from minidl.optim import LBFGS, OPTIMIZERS  # noqa: E402
+from minidl.optim import OPTIMIZERS  # noqa: E402
 from minidl.train import fit  # noqa: E402
 
 # HYPER[name]: keyword arguments for make_optimizer (registry presets apply first). lr: the
@@ -107,12 +107,8 @@ def build(name: str, model, n_train: int, batch_size: int):
     batch = hyper.pop("batch_size", batch_size)
     if "batch_size" in inspect.signature(OPTIMIZERS[name].factory).parameters:
         hyper["batch_size"] = batch  # ADAS: initial step sizes and decays per batch size
-    optimizer = make_optimizer(name, model, dataset_size=n_train, **hyper)
-    if isinstance(optimizer, LBFGS):
-        # fit() hands optimizers a closure that re-evaluates the batch only when they declare
-        # `needs_closure`; LBFGS calls it several times per step and needs fresh gradients
-        optimizer.needs_closure = True
-    return optimizer, batch
+    # LBFGS declares `needs_closure`, so fit() hands it a closure that re-evaluates the batch
+    return make_optimizer(name, model, dataset_size=n_train, **hyper), batch
 
 
 def run(name: str, data, epochs: int, batch_size: int, seed: int, progress: bool) -> dict:
