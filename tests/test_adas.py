@@ -16,10 +16,14 @@ from tests.optim_harness import rosenbrock
 IN, OUT, B = 3, 2, 2
 X = [np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]]),
      np.array([[-0.3, 0.8, 1.0], [0.2, 0.4, -1.2]]),
-     np.array([[1.0, 1.0, 0.0], [-2.0, 0.5, 0.3]])]
+     np.array([[1.0, 1.0, 0.0], [-2.0, 0.5, 0.3]]),
+     np.array([[0.4, -0.6, 0.9], [-1.1, 0.7, 0.2]]),
+     np.array([[-0.8, 0.3, -0.4], [0.6, -1.5, 1.1]])]
 C = [np.array([[0.7, -0.2], [0.1, 0.4]]),  # upstream gradients dL/dy of L = sum(C * y)
      np.array([[-0.5, 0.3], [0.6, -0.1]]),
-     np.array([[0.2, 0.2], [-0.4, 0.9]])]
+     np.array([[0.2, 0.2], [-0.4, 0.9]]),
+     np.array([[-0.3, 0.8], [0.5, 0.1]]),
+     np.array([[0.9, -0.6], [-0.2, 0.4]])]
 W0 = np.array([[0.1, -0.2], [0.3, 0.05], [-0.15, 0.25]])
 B0 = np.array([0.01, -0.02])
 
@@ -43,7 +47,8 @@ def _train_steps(layer, opt, device, steps=3):
 def _oracle(steps, offsets, s0, sigma0=5e-3, kappa=5e-4, b1=0.999, b2=0.9999, b3=0.99999,
             eps=0.0, m=0.99999):
     """The C++ layer, written out element by element: one step-size per input (+ bias), one
-    sigma, plain Python loops. Returns W, b after `steps` steps."""
+    sigma, plain Python loops. Returns W, b, the step sizes s (inputs, then the bias) and
+    sigma after `steps` steps."""
     W, bias = W0.copy(), B0.copy()
     n_in = IN + 1                                   # inputs + the bias "input"
     s = [s0] * n_in
@@ -84,17 +89,28 @@ def _oracle(steps, offsets, s0, sigma0=5e-3, kappa=5e-4, b1=0.999, b2=0.9999, b3
             E[i] = b2 * E[i] + (1 - b2) * n_s
         n_k, a_sigma = norm(k, a_sigma, t)
         sigma *= 1 + kappa * n_k
-    return W, bias
+    return W, bias, s, sigma
 
 
+@pytest.mark.parametrize("steps", [3, 5])
 @pytest.mark.parametrize("offsets", [True, False])
-def test_three_steps_match_the_equations(device, offsets):
+def test_steps_match_the_equations(device, offsets, steps):
+    """W and b, and also the step sizes and sigma: D and E start at 0, so h = 0 at step 1 and
+    k = 0 at steps 1-2; a change of sigma (E's update order, kappa, the bias's share of k)
+    first reaches s after step 3 and W after step 4, invisible in W after three steps."""
     layer = _layer(device)
     opt = Adas(layer, offsets=offsets, lr=0.02, batch_size=4)
-    _train_steps(layer, opt, device)
-    W, b = _oracle(3, offsets, s0=0.02)
+    _train_steps(layer, opt, device, steps)
+    W, b, s, sigma = _oracle(steps, offsets, s0=0.02)
+    assert sigma != 5e-3 and len(set(s)) == IN + 1  # sigma and every s have moved
     np.testing.assert_allclose(layer.weight.numpy(), W, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(layer.bias.numpy(), b, rtol=1e-12, atol=1e-15)
+    w_state, b_state = opt.state[layer.weight], opt.state[layer.bias]
+    np.testing.assert_allclose(backend.to_numpy(w_state["lr"]), s[:IN], rtol=1e-12)
+    np.testing.assert_allclose(float(backend.to_numpy(b_state["lr"])), s[IN], rtol=1e-12)
+    # one sigma per layer (kept under its first tensor, the weight), shared with the bias
+    assert "sigma" not in b_state
+    np.testing.assert_allclose(float(backend.to_numpy(w_state["sigma"])), sigma, rtol=1e-12)
 
 
 def test_default_initial_step_size_follows_the_cpp_rule(device):
@@ -108,26 +124,32 @@ def test_default_initial_step_size_follows_the_cpp_rule(device):
     assert s_b == pytest.approx(0.1 * 2 / (IN + 1), rel=1e-12)
 
 
-def test_pytorch_variant_three_steps(device):
-    """adasopt_pytorch.py: no offsets, one sigma per tensor, eps 1e-8, beta_2 .999, beta_3 .9999."""
+@pytest.mark.parametrize("steps", [3, 5])
+def test_pytorch_variant_steps(device, steps):
+    """adasopt_pytorch.py: no offsets, one sigma per tensor, eps 1e-8, beta_2 .999, beta_3 .9999.
+    Checks s and sigma too (see test_steps_match_the_equations)."""
     layer = _layer(device)
     opt = Adas(layer, variant="pytorch")
-    _train_steps(layer, opt, device)
+    _train_steps(layer, opt, device, steps)
     # per-tensor sigma: run the oracle's weight and bias parts as separate units
-    W, _ = _oracle_tensor(is_bias=False)
-    _, b = _oracle_tensor(is_bias=True)
-    np.testing.assert_allclose(layer.weight.numpy(), W, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(layer.bias.numpy(), b, rtol=1e-12, atol=1e-15)
+    for p, is_bias in ((layer.weight, False), (layer.bias, True)):
+        want, s, sigma = _oracle_tensor(is_bias, steps=steps)
+        assert sigma != 5e-3
+        np.testing.assert_allclose(p.numpy(), want, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(backend.to_numpy(opt.state[p]["lr"]), s, rtol=1e-12)
+        np.testing.assert_allclose(float(backend.to_numpy(opt.state[p]["sigma"])), sigma,
+                                   rtol=1e-12)
 
 
 def _oracle_tensor(is_bias, lr=1e-3, sigma=5e-3, kappa=5e-4, b1=0.999, b2=0.999, b3=0.9999,
-                   eps=1e-8):
-    """The PyTorch file's update for one tensor (bias: a scalar step size), vectorised."""
+                   eps=1e-8, steps=3):
+    """The PyTorch file's update for one tensor (bias: a scalar step size), vectorised.
+    Returns the tensor, its step sizes s and its sigma after `steps` steps."""
     W, bias = W0.copy(), B0.copy()
     p = bias if is_bias else W
     s = np.array(lr) if is_bias else np.full(IN, lr)
     a1, M, a2, M2, a3 = np.zeros_like(p), np.zeros_like(p), np.zeros_like(s), np.zeros_like(s), 0.0
-    for t in range(1, 4):
+    for t in range(1, steps + 1):
         G = C[t - 1].sum(0) if is_bias else X[t - 1].T @ C[t - 1]
         a1 = b1 * a1 + (1 - b1) * G**2
         n = G * math.sqrt(1 - b1**t) / (np.sqrt(a1) + eps)
@@ -141,7 +163,7 @@ def _oracle_tensor(is_bias, lr=1e-3, sigma=5e-3, kappa=5e-4, b1=0.999, b2=0.999,
         M2 = b2 * M2 + (1 - b2) * n_s
         a3 = b1 * a3 + (1 - b1) * k**2
         sigma = sigma + kappa * sigma * k * math.sqrt(1 - b1**t) / (math.sqrt(a3) + eps)
-    return W, bias
+    return p, s, sigma
 
 
 def test_centred_weight_gradient_is_x_minus_mean_times_g(device, xp):
@@ -223,6 +245,25 @@ def test_checkpoint_round_trip_continues_bit_identically(device, tmp_path):
     _fit(c, opt_c, batches[4:], device)
     for p, q in zip(a.parameters(), c.parameters()):
         assert np.array_equal(backend.to_numpy(p.data), backend.to_numpy(q.data))
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: Adas builds its sigma-units and input "
+                   "statistics only in __init__, so a group added later is skipped silently")
+def test_param_group_added_later_is_trained(device):
+    """add_param_group after construction (e.g. unfreezing a layer): the new tensors must get
+    their sigma-unit and their layer its input statistics, and train exactly as a group given
+    to the constructor would."""
+    batches = _batches()
+    a, b = _mlp(device), _mlp(device)
+    opt_a = Adas([{"params": a[0].parameters()}, {"params": a[2].parameters()}])
+    opt_b = Adas(b[0].parameters())
+    opt_b.add_param_group({"params": b[2].parameters()})
+    assert len(opt_b.input_stats) == 2 and b[2].input_stats is opt_b.input_stats[1]
+    _fit(a, opt_a, batches, device)
+    _fit(b, opt_b, batches, device)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert np.array_equal(backend.to_numpy(p.data), backend.to_numpy(q.data))
+    assert not np.array_equal(b[2].weight.numpy(), _mlp(device)[2].weight.numpy())
 
 
 def test_unsupported_layer_raises_unless_plain():

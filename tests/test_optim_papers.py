@@ -298,6 +298,9 @@ ADASHIFT_LONG = np.random.default_rng(3).normal(size=(14, 3)).tolist()
     (GRADS, dict(keep_num=1, reduce="none", eps=1e-3)),
     (ADASHIFT_LONG, dict()),  # keep_num = 10: first update at step 11
     (ADASHIFT_LONG, dict(keep_num=4, reduce="none")),
+    # eps = 0 is allowed: the masked steps before the start must not be 0/0 or x/0 = NaN
+    (GRADS, dict(keep_num=2, eps=0.0)),
+    (ADASHIFT_LONG, dict(keep_num=4, reduce="none", eps=0.0)),
 ])
 def test_adashift_first_steps(device, grads, hyper):
     p = param(P0, device)
@@ -423,6 +426,7 @@ FACTORIES = {
     "AMSBound": lambda ps: AMSBound(ps, lr=0.05, gamma=0.5),
     "AdaShift": lambda ps: AdaShift(ps, lr=0.1, keep_num=3),
     "AdaShift-none": lambda ps: AdaShift(ps, lr=0.1, keep_num=3, reduce="none"),
+    "AdaShift-eps0": lambda ps: AdaShift(ps, lr=0.1, keep_num=3, reduce="none", eps=0.0),
     "CProp": lambda ps: CProp(AdaBound(ps, lr=0.1), beta=0.9),
     "Adai": lambda ps: Adai(ps, lr=0.1),
     # exploring across the save point; sqrt(lr/lambd) < 2 keeps SantaE's Euler step stable

@@ -211,6 +211,8 @@ CASES = [
     ("rmsprop", lambda ps: RMSprop(ps, lr=0.01), partial(rmsprop_oracle, lr=0.01), 3),
     ("rmsprop-momentum", lambda ps: RMSprop(ps, lr=0.01, momentum=0.9),
      partial(rmsprop_oracle, lr=0.01, momentum=0.9), 3),
+    ("rmsprop-centered", lambda ps: RMSprop(ps, lr=0.01, centered=True),
+     partial(rmsprop_oracle, lr=0.01, centered=True), 3),
     ("rmsprop-centered-momentum-wd",
      lambda ps: RMSprop(ps, lr=0.01, alpha=0.9, eps=1e-3, weight_decay=0.1, momentum=0.8,
                         centered=True),

@@ -99,7 +99,8 @@ class AdaShift(Optimizer):
         started = (v > 0) | (b2p < 1)
         b2p[...] = xp.where(started, b2p * beta2, 1.0)
         bias_correction = xp.maximum(1 - b2p, 1e-8)
-        step = m / (xp.sqrt(v / bias_correction) + group["eps"])
-        step *= started
+        denom = xp.sqrt(v / bias_correction) + group["eps"]
+        # before the start v = 0: with eps = 0 a masked product (m / 0) * 0 would be NaN
+        step = xp.where(started, m / xp.where(started, denom, 1.0), 0.0)
         step *= group["lr"]
         p.data -= step
