@@ -1,7 +1,9 @@
 """Benchmark minidl on the CPU and on the GPU (CuPy): one MNIST epoch of the 784-256-10 MLP with
 Adam at batch 32, 128 and 1024, and a LeNet-style conv net's forward+backward per batch.
 When PyTorch with CUDA happens to be installed, the same models are timed with it in the same
-run for comparison (PyTorch is never a dependency of minidl).
+run for comparison (PyTorch is never a dependency of minidl). On the GPU it also times one
+optimizer step of Adam and ADAS on the MLP's parameters with the fused kernels (fused=True)
+and with the chain of CuPy operations (fused=False).
 
     python experiments/bench_gpu.py                  # CPU, and GPU when CuPy sees one
     python experiments/bench_gpu.py --max-steps 200  # shorter epochs
@@ -26,7 +28,7 @@ import minidl as md  # noqa: E402
 from minidl import backend  # noqa: E402
 from minidl.data import DataLoader, flatten, load_mnist, scale  # noqa: E402
 from minidl.models import lenet, mlp  # noqa: E402
-from minidl.optim import Adam  # noqa: E402
+from minidl.optim import Adam, Adas  # noqa: E402
 from minidl.train import _step_fn  # noqa: E402
 
 
@@ -65,6 +67,38 @@ def lenet_batch(device, x, y, batch_size=128, repeats=20):
     return statistics.median(times)
 
 
+def optimizer_step(make, fused: bool, steps: int, repeats: int = 5) -> float:
+    """Seconds per step of optimizer `make(model, fused)` on the MLP's parameters (GPU), fixed
+    random gradients: the median over `repeats` runs of `steps` queued steps each."""
+    md.manual_seed(0)
+    model = mlp().to("cuda")
+    opt = make(model, fused)
+    rng = np.random.default_rng(0)
+    for p in model.parameters():
+        p.grad = backend.to_device(rng.standard_normal(p.shape).astype(p.dtype) * 1e-2, "cuda")
+    opt.step()  # warm-up: kernels compiled, state and scratch allocated
+    times = []
+    for _ in range(repeats):
+        backend.synchronize("cuda")
+        start = time.perf_counter()
+        for _ in range(steps):
+            opt.step()
+        backend.synchronize("cuda")
+        times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times)
+
+
+def fused_rows(steps: int) -> list[dict]:
+    """Adam and ADAS steps, fused against unfused, one row each."""
+    rows = []
+    for name, make in (("Adam", lambda m, f: Adam(m, fused=f)),
+                       ("ADAS", lambda m, f: Adas(m, fused=f))):
+        fused, plain = (optimizer_step(make, f, steps) for f in (True, False))
+        rows.append({"workload": f"{name} step, MLP params (s)", "cuda_fused": fused,
+                     "cuda_unfused": plain, "unfused_over_fused": plain / fused})
+    return rows
+
+
 def torch_times(x, y, batch_sizes, max_steps):
     """The same models in PyTorch on CUDA, if PyTorch is installed; else None."""
     try:
@@ -99,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 1024])
     ap.add_argument("--max-steps", type=int, default=400, help="steps timed per epoch")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (threadpoolctl)")
+    ap.add_argument("--optimizer-steps", type=int, default=200,
+                    help="optimizer steps per timing run (fused vs unfused, GPU only)")
     ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
     try:
@@ -136,6 +172,15 @@ def main(argv=None) -> int:
         if "torch_cuda" in r:
             line += f"  {r['torch_cuda']:>10.4f}"
         print(line)
+    if "cuda" in devices:
+        steps = fused_rows(args.optimizer_steps)
+        print(f"\n{'optimizer step':<32}{'fused':>12}{'unfused':>12}  unfused/fused")
+        for r in steps:
+            print(f"{r['workload']:<32}{r['cuda_fused']:>12.6f}{r['cuda_unfused']:>12.6f}"
+                  f"  {r['unfused_over_fused']:>8.1f}x")
+        rows += steps
+    else:
+        print("no GPU: fused optimizer kernels (Adam, ADAS) not timed")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_gpu.json").write_text(json.dumps(rows, indent=2))

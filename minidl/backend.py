@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import types
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -26,6 +26,7 @@ _default_dtype = np.dtype(np.float32)
 _rngs: dict[str, object] = {}
 _seed: int | None = None
 _transfers = 0  # device-to-host copies since start (see to_numpy)
+_kernels: dict[tuple, object] = {}  # built ElementwiseKernels, keyed by their source
 
 
 # --------------------------------------------------------------------------- array modules
@@ -200,6 +201,49 @@ def scatter_add(target, index, values) -> None:
         cupyx.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
+
+
+# --------------------------------------------------------------------------- fused kernels
+
+
+class KernelSource(NamedTuple):
+    """The source of one elementwise GPU kernel, in CuPy's ElementwiseKernel terms.
+
+    in_params / out_params: comma-separated "T name" lists (T is the one type placeholder: the
+    dtype of the array arguments; a Python float passed for a T parameter is cast to T).
+    body: CUDA C run once per element, with each input bound as a const T and each output as
+    a T reference to its element. Kept as plain data so that a CPU test can compile exactly the
+    text the GPU compiles (tests/test_kernels.py).
+    """
+
+    in_params: str
+    out_params: str
+    body: str
+    name: str
+
+
+# No fused multiply-add contraction: every product is rounded on its own, as NumPy rounds it,
+# so a fused update gives the same numbers as the chain of NumPy operations it replaces. The
+# kernels are memory-bound; FMA would save no time.
+KERNEL_OPTIONS = ("--fmad=false",)
+
+
+def elementwise_kernel(in_params: str, out_params: str, body: str, name: str):
+    """The cupy.ElementwiseKernel of this source, built on first request and cached (CuPy
+    compiles it on the first call, once per dtype and device). `elementwise_kernel(*source)`
+    takes a KernelSource. Raises RuntimeError when CuPy is not importable."""
+    key = (in_params, out_params, body, name)
+    kernel = _kernels.get(key)
+    if kernel is None:
+        cp = _cupy()
+        if cp is None:
+            raise RuntimeError(
+                f"GPU kernel {name!r} needs CuPy, which is not installed or fails to import "
+                "(pip install 'minidl[gpu]')"
+            )
+        kernel = _kernels[key] = cp.ElementwiseKernel(in_params, out_params, body, name,
+                                                      options=KERNEL_OPTIONS)
+    return kernel
 
 
 def synchronize(device: str = "cpu") -> None:

@@ -6,12 +6,50 @@ is p + (value * m) / denom. Float64 runs therefore agree with torch to the last 
 (torch's vectorised CPU kernels fuse some multiply-adds, NumPy cannot). The hot path (Adam on
 float32) works in place with two scratch arrays per step; Python-float coefficients keep
 float32 arrays float32 (NEP 50).
+
+On the GPU each of those in-place operations is a kernel launch, thirteen per parameter and
+step, and launches dominate for all but huge tensors. Adam, AMSGrad and AdamW therefore run the same
+operations, in the same order and precision, as one CuPy ElementwiseKernel per parameter
+(`KERNELS`, built by minidl.backend; see the `fused` argument). Scalars (bias corrections,
+step size) are computed on the host in Python floats and passed by value.
 """
 
 from __future__ import annotations
 
-from minidl.backend import xp_of
-from minidl.optim.optimizer import Optimizer, check_range, update_moments
+from minidl.backend import KernelSource, xp_of
+from minidl.optim.optimizer import Optimizer, check_fused, check_range, update_moments
+
+# _adam_step for one element, operation for operation. `keep` is AdamW's decoupled decay
+# factor 1 - lr * weight_decay (Adam passes 1, and p * 1 == p exactly).
+_ADAM_IN = ("T grad, T keep, T one_minus_beta1, T beta2, T one_minus_beta2, "
+            "T sqrt_bias_correction2, T eps, T neg_step_size")
+_ADAM_MOMENTS = """
+param *= keep;
+T d = grad - exp_avg;             // m <- m + (1 - beta1)(g - m), as torch's lerp_
+d *= one_minus_beta1;
+exp_avg += d;
+exp_avg_sq *= beta2;              // v <- beta2 v + ((1 - beta2) g) g, as addcmul_
+T g2 = grad * one_minus_beta2;
+g2 *= grad;
+exp_avg_sq += g2;
+"""
+_ADAM_MAX = """
+if (!(max_exp_avg_sq > exp_avg_sq || max_exp_avg_sq != max_exp_avg_sq)) {
+    max_exp_avg_sq = exp_avg_sq;  // vmax <- max(vmax, v), NaN-propagating as numpy.maximum
+}
+"""
+_ADAM_STEP = """
+T denom = sqrt({v}) / sqrt_bias_correction2 + eps;
+param += exp_avg * neg_step_size / denom;
+"""
+KERNELS = {
+    "adam": KernelSource(_ADAM_IN, "T param, T exp_avg, T exp_avg_sq",
+                         _ADAM_MOMENTS + _ADAM_STEP.format(v="exp_avg_sq"), "minidl_adam"),
+    "adam_amsgrad": KernelSource(
+        _ADAM_IN, "T param, T exp_avg, T exp_avg_sq, T max_exp_avg_sq",
+        _ADAM_MOMENTS + _ADAM_MAX + _ADAM_STEP.format(v="max_exp_avg_sq"),
+        "minidl_adam_amsgrad"),
+}
 
 
 def _adam_step(p, grad, state: dict, group: dict, tmp, denom) -> None:
@@ -35,6 +73,23 @@ def _adam_step(p, grad, state: dict, group: dict, tmp, denom) -> None:
     xp.multiply(state["exp_avg"], -step_size, out=tmp)
     tmp /= denom
     p.data += tmp
+
+
+def _adam_step_fused(opt: Optimizer, p, grad, state: dict, group: dict, keep: float) -> None:
+    """p *= keep, then _adam_step, as one GPU kernel from KERNELS (no device-to-host read)."""
+    beta1, beta2 = (float(b) for b in group["betas"])
+    state["step"] += 1
+    step = state["step"]
+    step_size = float(group["lr"]) / (1 - beta1 ** step)
+    scalars = (keep, 1 - beta1, beta2, 1 - beta2, (1 - beta2 ** step) ** 0.5,
+               float(group["eps"]), -step_size)
+    outs = (p.data, state["exp_avg"], state["exp_avg_sq"])
+    if group["amsgrad"]:
+        if "max_exp_avg_sq" not in state:  # switched on late: max(0, v) = v, as the xp copy
+            state["max_exp_avg_sq"] = xp_of(p.data).zeros_like(p.data)
+        opt.kernel(KERNELS["adam_amsgrad"])(grad, *scalars, *outs, state["max_exp_avg_sq"])
+    else:
+        opt.kernel(KERNELS["adam"])(grad, *scalars, *outs)
 
 
 def _check_flag(group: dict, name: str) -> None:
@@ -67,15 +122,20 @@ class Adam(Optimizer):
         eps: added to the root for stability (default 1e-8).
         weight_decay: coupled L2 penalty added to the gradient (default 0).
         amsgrad: use the running maximum of v (default False).
+        fused: None (default) updates each GPU parameter with one fused kernel and CPU ones
+            with NumPy; True insists (ValueError for a CPU parameter); False never fuses. On
+            the GPU every in-place operation is a kernel launch: one kernel replaces a
+            dozen, with the same operations and rounding (the xp path to float32 tolerance).
 
     State per parameter: step (t), exp_avg (m), exp_avg_sq (v), max_exp_avg_sq (vmax, only
     with amsgrad).
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False):
+                 weight_decay: float = 0.0, amsgrad: bool = False, fused: bool | None = None):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad))
+        self.fused = check_fused(fused, self._params())
 
     def validate(self, group: dict) -> None:
         super().validate(group)
@@ -89,6 +149,9 @@ class Adam(Optimizer):
         return state
 
     def update(self, p, grad, state: dict, group: dict) -> None:
+        if self.use_fused(p, grad, state["exp_avg"], state["exp_avg_sq"]):
+            _adam_step_fused(self, p, grad, state, group, keep=1.0)
+            return
         _adam_step(p, grad, state, group, self.scratch(p.data, 0), self.scratch(p.data, 1))
 
 
@@ -109,14 +172,15 @@ class AMSGrad(Adam):
         betas: (beta1, beta2), each in [0, 1) (default (0.9, 0.999)).
         eps: added to the root, outside it (default 1e-8).
         weight_decay: coupled L2 penalty added to the gradient (default 0).
+        fused: one GPU kernel per parameter, as Adam (default None: on for GPU parameters).
 
     State per parameter: step, exp_avg (m), exp_avg_sq (v), max_exp_avg_sq (vmax).
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, fused: bool | None = None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=True)
+                         amsgrad=True, fused=fused)
 
 
 class AdamW(Adam):
@@ -135,6 +199,8 @@ class AdamW(Adam):
         eps: added to the root, outside it (default 1e-8).
         weight_decay: decoupled decay factor lambda (default 1e-2).
         amsgrad: use the running maximum of v, as Adam (default False).
+        fused: one GPU kernel per parameter, the decay included, as Adam (default None: on
+            for GPU parameters).
 
     State per parameter: as Adam.
     """
@@ -142,12 +208,15 @@ class AdamW(Adam):
     coupled_weight_decay = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False):
+                 weight_decay: float = 1e-2, amsgrad: bool = False, fused: bool | None = None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+                         amsgrad=amsgrad, fused=fused)
 
     def update(self, p, grad, state: dict, group: dict) -> None:
         decay = float(group["lr"]) * float(group["weight_decay"])
+        if self.use_fused(p, grad, state["exp_avg"], state["exp_avg_sq"]):
+            _adam_step_fused(self, p, grad, state, group, keep=1 - decay)
+            return
         if decay:
             p.data *= 1 - decay
         _adam_step(p, grad, state, group, self.scratch(p.data, 0), self.scratch(p.data, 1))

@@ -5,17 +5,24 @@ learns the step size of those step sizes (sigma, the "SSSS") the same way, with 
 kappa at the top. The reference implementation (C++, `struct layer`) also takes each layer's
 weight gradient from inputs offset by their running mean; that needs the layer's cooperation,
 which minidl provides through the input-statistics protocol (minidl/nn/input_stats.py).
+
+On the GPU each in-place operation is a kernel launch, some 25 per tensor and step; there the
+step is two fused kernels (`KERNELS`), one over the weights and one over the step sizes, with
+the sums h and k left to xp reductions. Same operations, order and precision as the xp path.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from minidl import backend
 from minidl.autograd import no_grad
+from minidl.backend import KernelSource
 from minidl.nn.input_stats import InputStats, SupportsInputStats
 from minidl.nn.module import Module
-from minidl.optim.optimizer import Optimizer, check_range
+from minidl.optim.optimizer import Optimizer, check_fused, check_range
 
 # Defaults of the two reference variants (OPTIMIZERS.md section 3.22).
 VARIANTS = {
@@ -33,6 +40,42 @@ INIT_SCALE = 0.1  # C++: initial step size 0.1 * sqrt(batch) / (fan_in + 1)
 # decay^(B/4); at B = 32 that is 0.99992 and 0.9992 (the PyTorch file, written for batch 32,
 # moved them to 0.9999 and 0.999 by hand).
 CPP_BATCH, CPP_BETA_2, CPP_BETA_3 = 4, 0.9999, 0.99999
+
+# Adas._update_tensor for one element, operation for operation (_normalise inlined). corr is
+# sqrt(1 - beta_1^t); `lr` is s, broadcast over the output axes; update_scale is
+# (1 - beta_3) * corr. The products D * G and E * h come out for the caller's sums h and k.
+KERNELS = {
+    "adas_weight": KernelSource(
+        "T grad, T lr, T one_minus_beta_1, T beta_1, T eps, T corr, T beta_3, T update_scale",
+        "T param, T exp_avg_sq, T update_avg, T update_grad",
+        """
+T g2 = grad * grad;                       // a <- beta_1 a + (1 - beta_1) G^2
+g2 *= one_minus_beta_1;
+exp_avg_sq *= beta_1;
+exp_avg_sq += g2;
+T n = grad / (sqrt(exp_avg_sq) + eps);    // N_W(G) / corr
+param -= n * (lr * corr);                 // W <- W - s N_W(G)
+update_grad = update_avg * grad;          // D G, with D before its update
+update_avg *= beta_3;                     // D <- beta_3 D + (1 - beta_3) N_W(G)
+update_avg += n * update_scale;
+""", "minidl_adas_weight"),
+    "adas_lr": KernelSource(
+        "T h, T sigma, T one_minus_beta_1, T beta_1, T eps, T corr, T beta_2, "
+        "T one_minus_beta_2",
+        "T lr, T lr_sq, T lr_update_avg, T update_h",
+        """
+T h2 = h * h;                             // a_s <- beta_1 a_s + (1 - beta_1) h^2
+h2 *= one_minus_beta_1;
+lr_sq *= beta_1;
+lr_sq += h2;
+T n_s = h / (sqrt(lr_sq) + eps);          // n_s = N_s(h)
+n_s *= corr;
+update_h = lr_update_avg * h;             // E h, with E before its update
+lr *= (T)1 + sigma * n_s;                 // s <- s (1 + sigma n_s)
+lr_update_avg *= beta_2;                  // E <- beta_2 E + (1 - beta_2) n_s
+lr_update_avg += n_s * one_minus_beta_2;
+""", "minidl_adas_lr"),
+}
 
 
 class Adas(Optimizer):
@@ -82,6 +125,9 @@ class Adas(Optimizer):
             reference; see InputStats).
         layer_sigma*: one sigma per layer, W and b together (cpp True, pytorch False).
         weight_decay: coupled L2 (not in the reference; default 0).
+        fused: None (default) steps each GPU tensor with two fused kernels (weights, step
+            sizes) and CPU ones with NumPy; True insists (ValueError on the CPU); False never
+            fuses. On the GPU each in-place operation is a kernel launch: ~25 become 2.
     State per tensor: step, exp_avg_sq (a of N_W), update_avg (D), lr (s), lr_sq (a of N_s),
     lr_update_avg (E); per sigma-unit, under its first tensor: sigma, sigma_sq, sigma_step.
     """
@@ -92,7 +138,7 @@ class Adas(Optimizer):
                  eps: float | None = None, offsets: bool | None = None,
                  offset_momentum: float = 0.99999, offset_debias: bool = False,
                  layer_sigma: bool | None = None,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, fused: bool | None = None):
         if variant not in VARIANTS:
             raise ValueError(f"unknown Adas variant {variant!r}; valid: {', '.join(VARIANTS)}")
         given = dict(lr=lr, beta_2=beta_2, beta_3=beta_3, eps=eps, offsets=offsets,
@@ -113,6 +159,7 @@ class Adas(Optimizer):
                         offset_debias=offset_debias,
                         weight_decay=weight_decay)
         super().__init__(params, defaults)
+        self.fused = check_fused(fused, self._params())
         self._names = names
         self._units: list[tuple[dict, list]] = []
         self._stats: list[tuple[object, InputStats]] = []  # (layer, stats), construction order
@@ -253,6 +300,8 @@ class Adas(Optimizer):
         bshape = tuple(n if i in axes else 1 for i, n in enumerate(p.shape))
         state["step"] += 1
         s, upd = state["lr"], state["update_avg"]
+        if self.use_fused(p, grad, s, upd, sigma):
+            return self._update_tensor_fused(p, grad, state, group, sigma, out_axes, bshape)
         xp = backend.xp_of(p.data)
         tmp, n = self.scratch(p.data, 0), self.scratch(p.data, 1)
         # n = corr * n_raw: the bias correction is folded into the small vector s and into
@@ -275,6 +324,25 @@ class Adas(Optimizer):
         n_s *= 1 - group["beta_2"]
         e += n_s                                         # E <- b2 E + (1 - b2) n_s
         return k_part
+
+    def _update_tensor_fused(self, p, grad, state: dict, group: dict, sigma, out_axes: tuple,
+                             bshape: tuple):
+        """_update_tensor (after its step count) as the two GPU kernels of KERNELS; every
+        scalar is a host float, so nothing is read back from the device."""
+        b1, b2, b3 = group["beta_1"], group["beta_2"], group["beta_3"]
+        corr = math.sqrt(1 - b1 ** state["step"])
+        eps = group["eps"] or float(np.finfo(p.dtype).tiny)  # as _normalise
+        s = state["lr"]
+        prod = self.scratch(p.data, 0)
+        self.kernel(KERNELS["adas_weight"])(
+            grad, s.reshape(bshape), 1 - b1, b1, eps, corr, b3, (1 - b3) * corr,
+            p.data, state["exp_avg_sq"], state["update_avg"], prod)
+        h = prod.sum(axis=out_axes) if out_axes else prod.copy()  # h = sum_out D * G
+        prod = self.scratch(s, 2)
+        self.kernel(KERNELS["adas_lr"])(
+            h, sigma, 1 - b1, b1, eps, corr, b2, 1 - b2,
+            s, state["lr_sq"], state["lr_update_avg"], prod)
+        return prod.sum()                                    # sum(E * h)
 
 
 def _normalise(d, sq, t: int, group: dict, out=None, tmp=None, corrected: bool = True):

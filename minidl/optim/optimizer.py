@@ -56,6 +56,7 @@ class Optimizer:
     """
 
     coupled_weight_decay = True  # False where the algorithm decouples decay (AdamW)
+    fused: bool | None = False  # None or True where a subclass has GPU kernels (see use_fused)
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
@@ -139,6 +140,33 @@ class Optimizer:
             buf = self._scratch[key] = backend.xp_of(like).empty_like(like)
         return buf
 
+    def use_fused(self, p, *arrays) -> bool:
+        """Whether this step updates `p` with one fused GPU kernel instead of the chain of xp
+        operations: `fused` is not False, p lives on CuPy, and p and `arrays` (its gradient and
+        state) share one dtype, float32 or float64. With fused=True a parameter that does not
+        qualify raises instead of falling back."""
+        if not backend.is_cupy_array(p.data):
+            if self.fused:
+                raise ValueError(
+                    "fused=True needs every parameter on the GPU, but one lives on the CPU; "
+                    "move it to 'cuda' or pass fused=None (auto)"
+                )
+            return False
+        if self.fused is False:
+            return False
+        dtype = p.data.dtype
+        ok = dtype in (np.float32, np.float64) and all(a.dtype == dtype for a in arrays)
+        if not ok and self.fused:
+            raise TypeError(
+                f"fused=True needs float32 or float64 parameters whose gradient and state "
+                f"share their dtype; got {dtype} with {[str(a.dtype) for a in arrays]}"
+            )
+        return ok
+
+    def kernel(self, source: backend.KernelSource):
+        """The GPU kernel compiled from `source` (cached by the backend)."""
+        return backend.elementwise_kernel(*source)
+
     @staticmethod
     def evaluate_closure(closure: Callable | None):
         """The closure's loss, computed with gradients enabled (None without a closure)."""
@@ -216,6 +244,21 @@ class Optimizer:
                 if k != "params":
                     lines.append(f"    {k}: {g[k]}")
         return "\n".join(lines) + "\n)"
+
+
+def check_fused(fused, params) -> bool | None:
+    """Validate an optimizer's `fused` argument and return it: None (auto: fused kernels for
+    parameters on the GPU), True (always; every parameter must be on the GPU) or False."""
+    if fused is not None and not isinstance(fused, bool):
+        raise TypeError(f"fused must be None, True or False, got {fused!r}")
+    if fused:
+        on_cpu = [i for i, p in enumerate(params) if not backend.is_cupy_array(p.data)]
+        if on_cpu:
+            raise ValueError(
+                f"fused=True runs the update as a CuPy kernel, but parameter {on_cpu[0]} lives "
+                "on the CPU; move the model to 'cuda' first or pass fused=None (auto)"
+            )
+    return fused
 
 
 def update_moments(grad, m, v, beta1: float, beta2: float, tmp=None) -> None:
