@@ -196,10 +196,12 @@ def adai_oracle(params, grads, lr=1e-3, betas=(0.1, 0.99), eps=1e-3, weight_deca
     return out
 
 
-def santa_oracle(grads, sss, lr, N, burnin, C, sigma, lambd, gamma, seed, weight_decay=0.0):
+def santa_oracle(grads, sss, lr, N, burnin, C, sigma, lambd, gamma, seed, weight_decay=0.0,
+                 preconditioner_drift=True):
     """Santa (Alg. 1 / SSS of Chen et al. 2016) with f = N * grad, g_0 = g_1, noise
     sqrt(2 eta^(3/2) g_{t-1}/beta_t) zeta from a NumPy generator seeded as the optimizer's:
-    u_0 first, then zeta once per exploring step."""
+    u_0 first, then zeta once per exploring step. preconditioner_drift=False drops the
+    (eta/beta)(1 - g_{t-1}/g_t)/u_{t-1} term, as the authors' MATLAB code does."""
     rng = np.random.default_rng(seed)
     p = list(P0)
     u = [math.sqrt(lr) * z for z in rng.standard_normal(3).tolist()]
@@ -215,7 +217,7 @@ def santa_oracle(grads, sss, lr, N, burnin, C, sigma, lambd, gamma, seed, weight
             g = 1 / math.sqrt(lambd + math.sqrt(v[i]))
             gp = g if t == 1 else g_prev[i]
             g_new.append(g)
-            drift = lr / beta * (1 - gp / g) / u[i] if explore else 0.0
+            drift = lr / beta * (1 - gp / g) / u[i] if explore and preconditioner_drift else 0.0
             noise = math.sqrt(2 * lr**1.5 * gp / beta) * zeta[i] if explore else 0.0
             if not sss:
                 if explore:
@@ -356,14 +358,16 @@ def test_adai_excludes_parameters_without_gradient(device):
 SANTA_HYPER = dict(lr=1e-3, N=10.0, C=5.0, sigma=0.9, lambd=1e-3, seed=7)
 
 
-@pytest.mark.parametrize("burnin, gamma, weight_decay", [
-    (3, 0.5, 0.0),   # explores at t = 1, 2, refines at t = 3
-    (10, 2.0, 0.1),  # explores throughout
-    (0, 0.5, 0.0),   # the deterministic limit: preconditioned momentum with friction
+@pytest.mark.parametrize("burnin, gamma, weight_decay, drift", [
+    (3, 0.5, 0.0, True),    # explores at t = 1, 2, refines at t = 3
+    (10, 2.0, 0.1, True),   # explores throughout
+    (10, 2.0, 0.1, False),  # the same without the preconditioner-drift term
+    (0, 0.5, 0.0, True),    # the deterministic limit: preconditioned momentum with friction
 ])
 @pytest.mark.parametrize("cls", [SantaE, SantaSSS])
-def test_santa_first_steps(device, cls, burnin, gamma, weight_decay):
-    hyper = dict(SANTA_HYPER, burnin=burnin, gamma=gamma, weight_decay=weight_decay)
+def test_santa_first_steps(device, cls, burnin, gamma, weight_decay, drift):
+    hyper = dict(SANTA_HYPER, burnin=burnin, gamma=gamma, weight_decay=weight_decay,
+                 preconditioner_drift=drift)
     p = param(P0, device)
     got = drive(cls([p], **hyper), p, GRADS, device)
     check(got, santa_oracle(GRADS, cls is SantaSSS, **hyper))
@@ -494,6 +498,7 @@ INVALID = [
     (SantaSSS, dict(SANTA, gamma=-0.5), "invalid gamma"),
     (SantaSSS, dict(SANTA, seed=-3), "invalid seed"),
     (SantaSSS, dict(SANTA, lr=-1.0), "invalid lr"),
+    (SantaE, dict(SANTA, preconditioner_drift=1), "invalid preconditioner_drift"),
 ]
 
 

@@ -61,6 +61,11 @@ _HYPER_DOC = """
         weight_decay (0): coupled L2 penalty; >= 0.
         seed (None): seed of the noise generator; None draws one from minidl's CPU generator
             (so minidl.manual_seed makes runs reproducible). Not a per-group setting.
+        preconditioner_drift (True): keep the term (eta/beta_t)(1 - g_{t-1}/g_t)/u_{t-1} of
+            exploration. It divides by the momentum, so an element whose u passes close to 0
+            gets a huge kick, which SantaE's Euler step (1 - alpha) can turn into an overflow;
+            the authors' MATLAB and PyTorch code omit it, their Caffe solver makes it optional.
+            False drops it (it vanishes anyway once the preconditioner settles, g_{t-1} = g_t).
     State per parameter: step, momentum_buffer (u), alpha, exp_avg_sq (v), precond (g_{t-1}).
     Global: the generator, saved by state_dict under 'rng'.
 """
@@ -71,9 +76,11 @@ class _Santa(Optimizer):
 
     def __init__(self, params, lr: float, N: float, burnin: int = 10000, C: float = 1000.0,
                  sigma: float = 0.999, lambd: float = 1e-8, gamma: float = 0.5,
-                 weight_decay: float = 0.0, seed: int | None = None):
+                 weight_decay: float = 0.0, seed: int | None = None,
+                 preconditioner_drift: bool = True):
         super().__init__(params, dict(lr=lr, N=N, burnin=burnin, C=C, sigma=sigma, lambd=lambd,
-                                      gamma=gamma, weight_decay=weight_decay))
+                                      gamma=gamma, weight_decay=weight_decay,
+                                      preconditioner_drift=preconditioner_drift))
         if seed is None:
             seed = int(backend.get_rng("cpu").integers(2**63))
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -91,6 +98,9 @@ class _Santa(Optimizer):
         check_range("sigma", group["sigma"], 0.0, 1.0, hi_open=True)
         check_range("lambd", group["lambd"], 0.0, math.inf, lo_open=True)
         check_range("gamma", group["gamma"], 0.0, math.inf)
+        if not isinstance(group["preconditioner_drift"], (bool, np.bool_)):
+            raise ValueError(f"invalid preconditioner_drift: {group['preconditioner_drift']!r} "
+                             "(must be True or False)")
 
     def _normal(self, p):
         """zeta ~ N(0, I) shaped like p, from the optimizer's generator, on p's device."""
@@ -125,13 +135,15 @@ class _Santa(Optimizer):
         state["precond"] = g
         return g, g_prev
 
-    def _drift_and_noise(self, p, u, g, g_prev, eta: float, beta: float):
-        """(eta/beta)(1 - g_{t-1}/g_t)/u_{t-1} + sqrt(2 eta^(3/2) g_{t-1}/beta) * zeta."""
+    def _drift_and_noise(self, p, u, g, g_prev, eta: float, beta: float, group: dict):
+        """(eta/beta)(1 - g_{t-1}/g_t)/u_{t-1} + sqrt(2 eta^(3/2) g_{t-1}/beta) * zeta, without
+        the first (drift) term when group['preconditioner_drift'] is False."""
         xp = xp_of(u)
-        # dividing by inf instead of 0 gives the term 0 where u_{t-1} == 0, without a warning
-        safe_u = xp.where(u == 0, xp.inf, u)
-        out = (eta / beta) * (1 - g_prev / g) / safe_u
-        out += xp.sqrt((2 * eta**1.5 / beta) * g_prev) * self._normal(p)
+        out = xp.sqrt((2 * eta**1.5 / beta) * g_prev) * self._normal(p)
+        if group["preconditioner_drift"]:
+            # dividing by inf instead of 0 gives the term 0 where u_{t-1} == 0, without a warning
+            safe_u = xp.where(u == 0, xp.inf, u)
+            out += (eta / beta) * (1 - g_prev / g) / safe_u
         return out
 
     def state_dict(self) -> dict:
@@ -171,7 +183,7 @@ class SantaE(_Santa):
         u, alpha = state["momentum_buffer"], state["alpha"]
         g, g_prev = self._precondition(grad, state, group)
         if t < group["burnin"]:
-            u_new = self._drift_and_noise(p, u, g, g_prev, eta, beta)
+            u_new = self._drift_and_noise(p, u, g, g_prev, eta, beta, group)
             alpha += u * u - eta / beta
             u_new += (1 - alpha) * u
         else:
@@ -212,7 +224,7 @@ class SantaSSS(_Santa):
         if t < group["burnin"]:
             alpha += (u * u - eta / beta) / 2
             decay = xp.exp(-alpha / 2)
-            u_new = decay * u - force + self._drift_and_noise(p, u, g, g_prev, eta, beta)
+            u_new = decay * u - force + self._drift_and_noise(p, u, g, g_prev, eta, beta, group)
             u_new *= decay
             alpha += (u_new * u_new - eta / beta) / 2
         else:
