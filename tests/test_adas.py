@@ -247,8 +247,6 @@ def test_checkpoint_round_trip_continues_bit_identically(device, tmp_path):
         assert np.array_equal(backend.to_numpy(p.data), backend.to_numpy(q.data))
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: Adas builds its sigma-units and input "
-                   "statistics only in __init__, so a group added later is skipped silently")
 def test_param_group_added_later_is_trained(device):
     """add_param_group after construction (e.g. unfreezing a layer): the new tensors must get
     their sigma-unit and their layer its input statistics, and train exactly as a group given
@@ -333,3 +331,17 @@ def test_cpp_decays_keep_the_reference_horizon_in_samples():
     assert g["beta_3"] == 0.9999  # an explicit value wins
     g = Adas(Dense(2, 2), variant="pytorch", offsets=False).param_groups[0]
     assert (g["beta_2"], g["beta_3"], g["eps"], g["lr"]) == (0.999, 0.9999, 1e-8, 1e-3)
+
+
+def test_param_group_that_cannot_take_offsets_is_not_added():
+    from minidl.nn.module import Module, Parameter
+
+    class Scale(Module):
+        def __init__(self):
+            super().__init__()
+            self.gain = Parameter(np.ones(3))
+
+    opt = Adas(Dense(3, 3))
+    with pytest.raises(ValueError, match="cannot take input offsets"):
+        opt.add_param_group({"params": Scale().parameters()})
+    assert len(opt.param_groups) == 1

@@ -158,14 +158,12 @@ class Adas(Optimizer):
                         beta_1=beta_1, offset_momentum=offset_momentum,
                         offset_debias=offset_debias,
                         weight_decay=weight_decay)
-        super().__init__(params, defaults)
-        self.fused = check_fused(fused, self._params())
         self._names = names
         self._units: list[tuple[dict, list]] = []
         self._stats: list[tuple[object, InputStats]] = []  # (layer, stats), construction order
         self._handles = []
-        for group in self.param_groups:
-            self._build_units(group)
+        super().__init__(params, defaults)  # add_param_group builds each group's units
+        self.fused = check_fused(fused, self._params())
 
     # ------------------------------------------------------------------ construction
     def validate(self, group: dict) -> None:
@@ -179,6 +177,15 @@ class Adas(Optimizer):
             check_range(key, group[key], 0.0, math.inf)
         for key in ("beta_1", "beta_2", "beta_3", "offset_momentum"):
             check_range(key, group[key], 0.0, 1.0, hi_open=True)
+
+    def add_param_group(self, group: dict) -> None:
+        """Add a group (as torch), with its sigma-units and its layers' input statistics."""
+        super().add_param_group(group)
+        try:
+            self._build_units(self.param_groups[-1])
+        except ValueError:  # a layer that cannot take offsets: the group is not added
+            self.param_groups.pop()
+            raise
 
     def _name(self, p, i: int) -> str:
         return self._names.get(id(p), f"parameter {i}")
