@@ -10,6 +10,8 @@ import minidl as md
 from minidl import backend, serialize
 from minidl.data import flatten, load_mnist, scale
 from minidl.models import mlp
+from minidl.optim.adam import Adam
+from minidl.optim.adas import Adas
 from minidl.optim.sgd import SGD
 from minidl.train import CHECKPOINT, History, evaluate, fit
 
@@ -140,19 +142,53 @@ def test_serialize_is_atomic_and_detects_corruption(tmp_path, monkeypatch):
         serialize.load(tmp_path / "missing.npz")
 
 
-def test_training_loop_reads_back_only_for_the_progress_bar(mnist, device):
+HOT_OPTIMIZERS = {
+    "sgd": lambda model: SGD(model, lr=0.05, momentum=0.9),
+    "adam": lambda model: Adam(model, lr=1e-3),
+    "adas": lambda model: Adas(model, batch_size=50),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOT_OPTIMIZERS))
+def test_training_loop_reads_back_only_for_the_progress_bar(mnist, device, name):
     """On the GPU every host read is a device-to-host copy. The loop may read the running loss
     and accuracy every `log_every` steps (2 reads) and at the end of the epoch (2 reads),
-    nothing else: the same calls are counted on the CPU."""
+    nothing else, whatever the optimizer: the same calls are counted on the CPU."""
     (xtr, ytr), _ = mnist
     md.manual_seed(0)
     model = mlp(hidden=(16,)).to(device)
-    opt = SGD(model, lr=0.05, momentum=0.9)
+    opt = HOT_OPTIMIZERS[name](model)
     before = backend.transfer_count()
     fit(model, opt, (xtr[:2000], ytr[:2000]), 1, batch_size=50, log_every=15, progress=False,
         eval_train=False, device=device)
     steps = 2000 // 50  # 40 steps: progress reads after steps 15, 30 and 40
     assert backend.transfer_count() - before == 2 * len(range(15, steps + 1, 15)) + 2 + 2
+
+
+@pytest.mark.parametrize("name", sorted(HOT_OPTIMIZERS))
+def test_gpu_training_steps_never_synchronize(mnist, name):
+    """The counter above sees only minidl's own reads; CuPy can also stop the host silently
+    (a float() of a device scalar, a boolean mask, ...). Inside cupyx.allow_synchronize(False)
+    any such synchronisation raises, so training steps, the optimizer's included, make none."""
+    if not backend.gpu_available():
+        pytest.skip("no GPU: CuPy is not installed or sees no CUDA device")
+    import cupyx  # noqa: PLC0415
+
+    from minidl.data import DataLoader  # noqa: PLC0415
+    from minidl.train import _step_fn  # noqa: PLC0415
+
+    (xtr, ytr), _ = mnist
+    md.manual_seed(0)
+    model = mlp(hidden=(16,)).to("cuda")
+    step = _step_fn(model, HOT_OPTIMIZERS[name](model), md.cross_entropy)
+    batches = list(DataLoader(xtr[:500], ytr[:500], batch_size=50, device="cuda"))
+    step(*batches[0])  # first step: lazy state, kernel compilation
+    backend.synchronize("cuda")
+    with cupyx.allow_synchronize(False):
+        for xb, yb in batches[1:]:
+            step(xb, yb)
+    backend.synchronize("cuda")
+    assert all(bool(backend.xp_of(p.data).isfinite(p.data).all()) for p in model.parameters())
 
 
 class _SignalingSGD(SGD):
