@@ -5,6 +5,13 @@ about 11 epochs, while Adam (lr 1e-3) stays near 0.1 %.
     python experiments/adas_mnist.py --seeds 0 1 2 --optimizers adas adas-pytorch adam
     python experiments/adas_mnist.py --batch-size 4 --optimizers adas   # the C++ batch size
     python experiments/adas_mnist.py --adas-arg beta_3=0.9999           # any ADAS hyperparameter
+    python experiments/adas_mnist.py --logit-penalty 0 --init cpp --no-shuffle  # training setup
+
+The training setup is the C++ program's where it matters: every sample's loss is the
+cross-entropy plus 1e-5/2 * |logits|^2 (its output derivative is y - p - 1e-5 * logits), for
+every optimizer alike. Without that term ADAS needs 3-4 more epochs to reach zero errors
+(README). The weights start from PyTorch's default initialisation and every epoch is shuffled
+unless --init cpp / --no-shuffle ask for the C++ program's (which did not matter here).
 
 After every epoch it counts the misclassified images of the full 60,000-image training set
 (`train_errors`, the model after the epoch) and during the epoch (`online_errors`, how the
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -29,6 +37,7 @@ import minidl as md  # noqa: E402
 from minidl.__main__ import _opt_args  # noqa: E402
 from minidl.data import flatten, load_mnist, scale  # noqa: E402
 from minidl.models import mlp  # noqa: E402
+from minidl.nn.layers import Dense  # noqa: E402
 from minidl.optim.adam import Adam  # noqa: E402
 from minidl.optim.adas import Adas  # noqa: E402
 from minidl.train import History, fit  # noqa: E402
@@ -48,15 +57,41 @@ OPTIMIZERS = {
 }
 
 
+def cpp_init(model) -> None:
+    """The C++ program's initialisation: every weight of a layer, its bias column included,
+    uniform in +-4/sqrt(fan_in + 1) (PyTorch's default is +-1/sqrt(fan_in))."""
+    for layer in model:
+        if isinstance(layer, Dense):
+            bound = 4.0 / math.sqrt(layer.weight.shape[0] + 1)
+            for p in (layer.weight, layer.bias):
+                u = md.backend.get_rng("cpu").random(p.shape, dtype=p.dtype)
+                p.data[...] = (2 * u - 1) * bound
+
+
+def penalised_cross_entropy(penalty: float):
+    """Mean over the batch of CE + penalty/2 * |z|^2: per sample the logit gradient is
+    p - y + penalty * z, the output derivative of the C++ program (penalty 1e-5)."""
+    def loss(z, y):
+        return md.cross_entropy(z, y) + (penalty / 2) * (z * z).sum() / z.shape[0]
+    return loss
+
+
 def run(name: str, seed: int, data, epochs: int, batch_size: int, adas_args: dict,
-        progress: bool) -> History:
+        progress: bool, init: str = "torch", shuffle: bool = True,
+        logit_penalty: float = 0.0) -> History:
     (x_train, y_train), test = data
     md.manual_seed(seed)
     model = mlp(hidden=(256,))
+    if init == "cpp":
+        cpp_init(model)
     optimizer = OPTIMIZERS[name][1](model, batch_size, adas_args)
-    print(f"--- {OPTIMIZERS[name][0]}, seed {seed}, batch {batch_size}", flush=True)
+    print(f"--- {OPTIMIZERS[name][0]}, seed {seed}, batch {batch_size}, {init} init"
+          f"{'' if shuffle else ', file order'}"
+          f"{f', logit penalty {logit_penalty:g}' if logit_penalty else ''}", flush=True)
+    loss_fn = penalised_cross_entropy(logit_penalty) if logit_penalty else md.cross_entropy
     return fit(model, optimizer, (x_train, y_train), epochs, test=test,
-               batch_size=batch_size, seed=seed, progress=progress)
+               batch_size=batch_size, shuffle=shuffle, seed=seed, progress=progress,
+               loss_fn=loss_fn)
 
 
 def plot(rows: list, n_train: int, path: Path) -> bool:
@@ -105,6 +140,14 @@ def main(argv=None) -> int:
     ap.add_argument("--adas-arg", action="append", default=[], metavar="NAME=VALUE",
                     help="ADAS hyperparameter override, e.g. beta_3=0.9999 (repeatable)")
     ap.add_argument("--subset", type=int, default=0, help="train on the first N images")
+    ap.add_argument("--init", choices=["torch", "cpp"], default="torch",
+                    help="weight initialisation: PyTorch's default uniform +-1/sqrt(fan_in), "
+                    "or the C++ program's +-4/sqrt(fan_in + 1), bias included")
+    ap.add_argument("--no-shuffle", action="store_true",
+                    help="every epoch in file order, as the C++ program trains")
+    ap.add_argument("--logit-penalty", type=float, default=1e-5,
+                    help="add penalty/2 * |logits|^2 to each sample's loss, as the C++ program "
+                    "(default 1e-5; 0: plain cross-entropy)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (threadpoolctl)")
     ap.add_argument("--out", default="results/adas_mnist")
     ap.add_argument("--no-progress", action="store_true")
@@ -132,7 +175,9 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         for name in args.optimizers:
             h = run(name, seed, data, args.epochs, args.batch_size,
-                    adas_args if name.startswith("adas") else {}, not args.no_progress)
+                    adas_args if name.startswith("adas") else {}, not args.no_progress,
+                    init=args.init, shuffle=not args.no_shuffle,
+                    logit_penalty=args.logit_penalty)
             for r in h.records:
                 rows.append({"optimizer": name, "seed": seed, "batch_size": args.batch_size,
                              **{k: r[k] for k in ("epoch", "train_errors", "online_errors",
@@ -156,7 +201,8 @@ def summarise(rows: list, args) -> dict:
     """Per optimizer: first epoch with 0 full-set errors per seed, errors at epochs 11 and last,
     median epoch time."""
     out = {"epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
-           "optimizers": {}}
+           "init": args.init, "shuffle": not args.no_shuffle,
+           "logit_penalty": args.logit_penalty, "optimizers": {}}
     for name in args.optimizers:
         sel = [r for r in rows if r["optimizer"] == name]
         per_seed = {}

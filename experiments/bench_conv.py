@@ -10,9 +10,10 @@ Function machinery costs. Both run in this one process after a warm-up, alternat
 step; the script prints the median ms per step of each, the median of the per-round ratios,
 and the largest difference between the two implementations' gradients.
 
-    python experiments/bench_conv.py [--threads N] [--rounds R] [--steps S]
+    python experiments/bench_conv.py [--threads N] [--rounds R] [--steps S] [--out DIR]
 
---threads N limits the BLAS threads (threadpoolctl when installed; otherwise the script sets
+The figures are also written to DIR/bench_conv.json and .csv (default results/bench_conv).
+--threads N (default 1; 0 for the library's default) limits the BLAS threads (threadpoolctl when installed; otherwise the script sets
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS and restarts itself, since BLAS reads
 them only when it loads). Images come from $MINIDL_DATA/mnist or ../shared/data/mnist.
 """
@@ -20,7 +21,9 @@ them only when it loads). Images come from $MINIDL_DATA/mnist or ../shared/data/
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
+import json
 import os
 import statistics
 import sys
@@ -42,7 +45,7 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 def limit_threads(n: int | None) -> str:
     """Limit BLAS to n threads; returns a line saying how."""
-    if n is None:
+    if not n:
         return "BLAS threads: library default (" + ", ".join(
             f"{v}={os.environ.get(v, 'unset')}" for v in THREAD_VARS) + ")"
     try:
@@ -200,10 +203,12 @@ def init_params(seed: int = 0) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="BLAS threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (default 1; 0: the library's default)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--batches", type=int, default=10, help="distinct batches cycled")
+    parser.add_argument("--out", default="results/bench_conv", help="folder for the figures")
     args = parser.parse_args()
     print(limit_threads(args.threads))
 
@@ -247,6 +252,18 @@ def main() -> None:
               f"{1e3 * np.percentile(t, 75):.2f})")
     print(f"  ratio minidl / numpy: {statistics.median(ratios):.3f} "
           f"(median of {args.rounds} per-round ratios; range {min(ratios):.3f}-{max(ratios):.3f})")
+    row = {"batch": BATCH, "threads": args.threads, "rounds": args.rounds, "steps": args.steps,
+           "minidl_ms": 1e3 * statistics.median(times["minidl"]),
+           "numpy_ms": 1e3 * statistics.median(times["numpy"]),
+           "ratio": statistics.median(ratios), "max_grad_diff": max(diffs)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_conv.json").write_text(json.dumps(row, indent=2) + "\n")
+    with open(out / "bench_conv.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    print(f"wrote {out}/bench_conv.json and .csv")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""Smoke runs of the reproduction and benchmark scripts in experiments/ (seconds each, on real
+MNIST), and the pieces of the ADAS reproduction that change the training setup."""
+
+import csv
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.models import mlp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    """Import experiments/NAME.py as a module (experiments/ is not a package)."""
+    key = f"experiments_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, ROOT / "experiments" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "experiments" / script), *args],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_adas_mnist_smoke_writes_a_consistent_table(tmp_path):
+    out = tmp_path / "adas"
+    _run("adas_mnist.py", "--epochs", "2", "--subset", "1000", "--seeds", "0", "1",
+         "--optimizers", "adas", "adam", "--no-progress", "--out", str(out))
+    rows = json.loads((out / "adas_mnist.json").read_text())
+    assert [(r["optimizer"], r["seed"], r["epoch"]) for r in rows] == [
+        (name, seed, epoch) for seed in (0, 1) for name in ("adas", "adam") for epoch in (1, 2)]
+    with open(out / "adas_mnist.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    for r in rows:
+        assert 0 <= r["train_errors"] <= 1000 and 0 <= r["online_errors"] <= 1000
+        assert math.isclose(r["train_acc"], 1 - r["train_errors"] / 1000, abs_tol=1e-9)
+        assert 0.5 < r["test_acc"] <= 1.0  # 2 epochs on 1000 images already learn something
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["logit_penalty"] == 1e-5 and summary["init"] == "torch"
+    for name in ("adas", "adam"):
+        for seed in (0, 1):
+            last = [r for r in rows if r["optimizer"] == name and r["seed"] == seed][-1]
+            got = summary["optimizers"][name]["per_seed"][str(seed)]
+            assert got["train_errors_at"]["2"] == last["train_errors"]
+    if importlib.util.find_spec("matplotlib"):
+        assert (out / "adas_mnist.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_penalised_cross_entropy_has_the_cpp_output_derivative():
+    """Per sample, d loss / d logits = p - y + penalty * z (the C++ program's output derivative,
+    with minidl's sign), divided by the batch size because the loss is a batch mean."""
+    loss_fn = _load("adas_mnist").penalised_cross_entropy(0.3)
+    rng = np.random.default_rng(0)
+    z = md.Tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    y = np.array([0, 3, 1, 1, 2])
+    loss_fn(z, y).backward()
+    p = np.exp(z.data) / np.exp(z.data).sum(axis=1, keepdims=True)
+    expected = (p - np.eye(4)[y] + 0.3 * z.data) / 5
+    np.testing.assert_allclose(z.grad, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_cpp_init_draws_from_the_cpp_range():
+    md.manual_seed(0)
+    model = mlp(hidden=(256,))
+    _load("adas_mnist").cpp_init(model)
+    for layer, fan_in in ((model[0], 784), (model[2], 256)):
+        bound = 4 / math.sqrt(fan_in + 1)
+        for p in (layer.weight, layer.bias):
+            values = p.numpy()
+            assert np.abs(values).max() <= bound
+            assert np.abs(values).max() > 0.9 * bound          # uniform: reaches the edges
+        # uniform(-b, b) has standard deviation b / sqrt(3)
+        assert layer.weight.numpy().std() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+
+
+def test_bench_mlp_smoke_agrees_with_its_numpy_twin(tmp_path):
+    text = _run("bench_mlp.py", "--batch-sizes", "128", "--rounds", "1", "--max-steps", "20",
+                "--out", str(tmp_path))
+    assert "ratio" in text
+    (row,) = json.loads((tmp_path / "bench_mlp.json").read_text())
+    assert row["batch_size"] == 128 and row["minidl_s"] > 0 and row["numpy_s"] > 0
+    # 20 Adam steps in float32: the two implementations of the same step stay together
+    assert row["max_param_diff"] < 1e-4
+
+
+def test_bench_conv_smoke_has_identical_gradients(tmp_path):
+    text = _run("bench_conv.py", "--rounds", "1", "--steps", "1", "--batches", "1",
+                "--out", str(tmp_path))
+    assert "ratio minidl / numpy" in text
+    row = json.loads((tmp_path / "bench_conv.json").read_text())
+    assert row["max_grad_diff"] == 0.0 and row["minidl_ms"] > 0 and row["numpy_ms"] > 0
+
+
+def test_bench_gpu_runs_on_the_cpu_alone(tmp_path):
+    text = _run("bench_gpu.py", "--batch-sizes", "128", "--max-steps", "5", "--out",
+                str(tmp_path))
+    assert "MLP epoch, batch 128" in text
