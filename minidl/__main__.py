@@ -86,11 +86,14 @@ def make_optimizer(name: str, params, dataset_size: int | None = None,
 
 
 def cmd_optimizers(args) -> int:
-    from minidl.optim import OPTIMIZERS  # noqa: PLC0415
+    from minidl.optim import OPTIMIZERS, Adas  # noqa: PLC0415
+    from minidl.optim.adas import effective_defaults  # noqa: PLC0415
 
     for key in sorted(OPTIMIZERS):
         entry = OPTIMIZERS[key]
         defaults = {**_hyperparameters(entry.factory), **entry.preset}
+        if entry.factory is Adas:  # its None defaults depend on the variant and batch size
+            defaults.update(effective_defaults(defaults["variant"], defaults["batch_size"]))
         shown = ", ".join(f"{k}={v}" for k, v in defaults.items())
         print(f"{key:<14} {entry.summary}\n{'':<14} {shown}")
     return 0

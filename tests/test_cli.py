@@ -22,6 +22,15 @@ def test_optimizers_lists_every_optimizer_with_defaults():
     for name in OPTIMIZERS:
         assert any(line.startswith(name + " ") for line in r.stdout.splitlines()), name
     assert "betas=(0.9, 0.999)" in r.stdout and "lr=<required>" in r.stdout
+    # ADAS lists what its None defaults become: the C++ decays scaled to batch 32, the rule
+    # for its step sizes, and the PyTorch file's constants for that variant
+    lines = r.stdout.splitlines()
+    cpp = lines[lines.index(next(x for x in lines if x.startswith("adas "))) + 1]
+    assert f"beta_2={round(0.9999 ** 8, 8)}" in cpp and f"beta_3={round(0.99999 ** 8, 8)}" in cpp
+    assert "lr=0.1*sqrt(batch_size)/(fan_in+1)" in cpp and "offsets=True" in cpp
+    plain = lines[lines.index(next(x for x in lines if x.startswith("adas-pytorch "))) + 1]
+    assert "lr=0.001" in plain and "beta_3=0.9999," in plain and "offsets=False" in plain
+    assert "None" not in cpp.replace("fused=None", "")
 
 
 def test_train_writes_history_and_checkpoint(tmp_path):

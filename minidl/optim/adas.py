@@ -41,6 +41,20 @@ INIT_SCALE = 0.1  # C++: initial step size 0.1 * sqrt(batch) / (fan_in + 1)
 # moved them to 0.9999 and 0.999 by hand).
 CPP_BATCH, CPP_BETA_2, CPP_BETA_3 = 4, 0.9999, 0.99999
 
+def effective_defaults(variant: str = "cpp", batch_size: int = 32) -> dict:
+    """The defaults that Adas(..., variant=variant, batch_size=batch_size) resolves its None
+    arguments to, for listings (`python -m minidl optimizers`); lr None reads as the rule."""
+    chosen = dict(VARIANTS[variant])
+    scale = batch_size / CPP_BATCH
+    if chosen["beta_2"] is None:
+        chosen["beta_2"] = round(CPP_BETA_2**scale, 8)
+    if chosen["beta_3"] is None:
+        chosen["beta_3"] = round(CPP_BETA_3**scale, 8)
+    if chosen["lr"] is None:
+        chosen["lr"] = f"{INIT_SCALE:g}*sqrt(batch_size)/(fan_in+1)"
+    return chosen
+
+
 # Adas._update_tensor for one element, operation for operation (_normalise inlined). corr is
 # sqrt(1 - beta_1^t); `lr` is s, broadcast over the output axes; update_scale is
 # (1 - beta_3) * corr. The products D * G and E * h come out for the caller's sums h and k.
