@@ -18,7 +18,7 @@ from minidl.graph import format_graph, print_graph, to_dot
 from minidl.optim import OPTIMIZERS
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = sorted((ROOT / "docs").glob("*.md"))
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _load(name: str):
