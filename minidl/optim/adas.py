@@ -5,6 +5,9 @@ learns the step size of those step sizes (sigma, the "SSSS") the same way, with 
 kappa at the top. The reference implementation (C++, `struct layer`) also takes each layer's
 weight gradient from inputs offset by their running mean; that needs the layer's cooperation,
 which minidl provides through the input-statistics protocol (minidl/nn/input_stats.py).
+The reference program also trained a slightly different loss, cross-entropy plus
+1e-5/2 |logits|^2 (its output derivative is y - p - 1e-5 z); that is the loss's business, not
+the optimizer's, and experiments/adas_mnist.py uses it to reproduce the program's results.
 
 On the GPU each in-place operation is a kernel launch, some 25 per tensor and step; there the
 step is two fused kernels (`KERNELS`), one over the weights and one over the step sizes, with
