@@ -13,7 +13,8 @@ and the largest difference between the two implementations' gradients.
     python experiments/bench_conv.py [--threads N] [--rounds R] [--steps S] [--out DIR]
 
 The figures are also written to DIR/bench_conv.json and .csv (default results/bench_conv).
---threads N (default 1; 0 for the library's default) limits the BLAS threads (threadpoolctl when installed; otherwise the script sets
+--threads N (default 1; 0 for the library's default) limits the BLAS threads (threadpoolctl
+when installed; otherwise the script sets
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS and restarts itself, since BLAS reads
 them only when it loads). Images come from $MINIDL_DATA/mnist or ../shared/data/mnist.
 """

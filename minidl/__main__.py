@@ -1,4 +1,5 @@
-"""Command line: `python -m minidl train ...`, `python -m minidl optimizers`, `python -m minidl demo`.
+"""Command line: `python -m minidl train ...`, `python -m minidl optimizers`,
+`python -m minidl demo`.
 
     python -m minidl train --model mlp --hidden 256 --optimizer sgd --lr 0.1 --epochs 5 \\
         --batch-size 32 --device cpu --out runs/sgd

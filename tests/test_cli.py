@@ -122,7 +122,8 @@ def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch):
            "HOME": str(tmp_path)}
     # no network here, and even with one the download is pointed at nowhere by a bad proxy
     env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
-    r = subprocess.run([sys.executable, "-m", "minidl", "train", "--epochs", "1", "--subset", "100"],
+    r = subprocess.run([sys.executable, "-m", "minidl", "train", "--epochs", "1",
+                        "--subset", "100"],
                        env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "Traceback" not in r.stderr

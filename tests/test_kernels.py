@@ -5,8 +5,9 @@ compile) is wrapped in a C++ loop over elements and built with g++: inputs bound
 `const T& x = x_arr[i]`, outputs as `T& x = x_arr[i]`, scalars passed by value, as CuPy binds
 them. A subclass of each optimizer then runs its fused path on NumPy arrays through these
 CPU builds, and every step is compared with the unchanged NumPy path: float64 to rtol 1e-12,
-float32 to a few ulps (on x86-64 they agree bit for bit; the margin is for other compilers). g++ compiles without FMA contraction (as the GPU build, see
-backend.KERNEL_OPTIONS) and with -Wdouble-promotion -Werror, so a double constant that would
+float32 to a few ulps (on x86-64 they agree bit for bit; the margin is for other compilers).
+g++ compiles without FMA contraction (as the GPU build, see backend.KERNEL_OPTIONS) and
+with -Wdouble-promotion -Werror, so a double constant that would
 turn float32 math into float64 math fails the build. Skipped when g++ is missing.
 
 With CuPy and a GPU, the `device` fixture also compares fused=True with fused=False on it.

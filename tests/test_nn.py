@@ -186,7 +186,7 @@ def test_load_state_dict_that_does_not_fit_leaves_the_model_untouched():
     assert np.all(bn.weight.data == 1) and np.all(bn.running_var == 1)
 
 
-# --------------------------------------------------------------------------- every layer, gradchecked
+# ------------------------------------------------------------------- every layer, gradchecked
 
 
 def _distinct(*shape):

@@ -36,7 +36,8 @@ class CrossEntropy(Function):
         log_z = xp.log(s)
         if target.ndim == 1:
             if target.dtype.kind not in "iu":
-                raise TypeError(f"cross_entropy: class targets must be integers, got {target.dtype}")
+                raise TypeError(
+                    f"cross_entropy: class targets must be integers, got {target.dtype}")
             if target.shape[0] != n:
                 raise ValueError(f"cross_entropy: {n} logits rows but {target.shape[0]} targets")
             # a negative index would silently pick a class from the end; on the GPU the check

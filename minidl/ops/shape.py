@@ -20,7 +20,8 @@ class Reshape(Function):
         try:
             return a.reshape(shape)
         except ValueError:
-            raise ValueError(f"cannot reshape array of shape {a.shape} into {tuple(shape)}") from None
+            raise ValueError(
+                f"cannot reshape array of shape {a.shape} into {tuple(shape)}") from None
 
     def backward(self, g):
         return (g.reshape(self.shape),)
@@ -30,7 +31,8 @@ class Transpose(Function):
     """z = a with axes permuted (reversed when axes is None).   dL/da = g, inverse permutation."""
 
     def forward(self, a, axes=None):
-        self.axes = tuple(range(a.ndim))[::-1] if axes is None else tuple(ax % a.ndim for ax in axes)
+        self.axes = (tuple(range(a.ndim))[::-1] if axes is None
+                     else tuple(ax % a.ndim for ax in axes))
         if sorted(self.axes) != list(range(a.ndim)):
             raise ValueError(f"axes {axes} are not a permutation of {a.ndim} axes")
         return a.transpose(self.axes)
@@ -94,7 +96,8 @@ class Concatenate(Function):
             return xp.concatenate(arrays, axis=axis)
         except ValueError:
             shapes = ", ".join(str(x.shape) for x in arrays)
-            raise ValueError(f"concatenate along axis {axis}: incompatible shapes {shapes}") from None
+            raise ValueError(
+                f"concatenate along axis {axis}: incompatible shapes {shapes}") from None
 
     def backward(self, g):
         return tuple(xp_of(g).split(g, self.bounds, axis=self.axis))
