@@ -11,7 +11,7 @@ The training setup is the C++ program's where it matters: every sample's loss is
 cross-entropy plus 1e-5/2 * |logits|^2 (its output derivative is y - p - 1e-5 * logits), for
 every optimizer alike. Without that term ADAS needs 3-4 more epochs to reach zero errors
 (README). The weights start from PyTorch's default initialisation and every epoch is shuffled
-unless --init cpp / --no-shuffle ask for the C++ program's (which did not matter here).
+unless --init cpp / --no-shuffle ask for the C++ program's (at batch 32 neither helped).
 
 After every epoch it counts the misclassified images of the full 60,000-image training set
 (`train_errors`, the model after the epoch) and during the epoch (`online_errors`, how the
