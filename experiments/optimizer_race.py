@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # minidl, and race_functions beside this file
@@ -264,10 +265,10 @@ def score(run: Run) -> float:
     return 1e6 + float(np.median(np.log10(np.maximum(tail, 1e-300))))
 
 
-def tune(names: list, functions: list, steps: dict) -> None:
+def tune(names: list, functions: list, steps: dict, progress: bool = True) -> None:
     """Grid-search the lr of every (optimizer, function) and print the HYPER table."""
     print("HYPER = {")
-    for name in names:
+    for name in tqdm(names, desc="tuning", unit="optimizer", disable=not progress):
         cells = []
         for fn in functions:
             hyper = hyperparameters(name, fn)
@@ -279,7 +280,7 @@ def tune(names: list, functions: list, steps: dict) -> None:
             args = ", ".join(f"{k}={json.dumps(v) if isinstance(v, str) else repr(v)}"
                              for k, v in hyper.items())
             cells.append(f"{fn}=dict({args})")
-        print(_wrap(f'    "{name}": dict(', cells, "),"), flush=True)
+        tqdm.write(_wrap(f'    "{name}": dict(', cells, "),"))
     print("}")
 
 
@@ -366,6 +367,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tune", action="store_true",
                     help="grid-search the learning rates and print the HYPER table")
     ap.add_argument("--dpi", type=int, default=None, help="figure resolution (default 110)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
     names = args.optimizers or list(SMOKE_OPTIMIZERS if args.smoke else OPTIMIZERS)
     unknown = [n for n in names if n not in OPTIMIZERS]
@@ -376,7 +378,7 @@ def main(argv=None) -> int:
     steps = {fn: args.steps or (SMOKE_STEPS if args.smoke else PROBLEMS[fn].steps)
              for fn in args.functions}
     if args.tune:
-        tune(names, args.functions, steps)
+        tune(names, args.functions, steps, progress=not args.no_progress)
         return 0
     dpi = args.dpi or (50 if args.smoke else 110)
     out = Path(args.out)
@@ -389,7 +391,9 @@ def main(argv=None) -> int:
     for fn in args.functions:
         start = time.perf_counter()
         problem = PROBLEMS[fn]
-        fn_runs = [race(n, fn, hyperparameters(n, fn), steps[fn]) for n in names]
+        fn_runs = [race(n, fn, hyperparameters(n, fn), steps[fn])
+                   for n in tqdm(names, desc=fn, unit="optimizer", leave=False,
+                                 disable=args.no_progress)]
         write_csv(fn_runs, out / f"{fn}.csv")
         wrote = [f"{fn}.csv"]
         if plt is not None:
