@@ -29,7 +29,6 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,6 +36,7 @@ import minidl as md  # noqa: E402
 from minidl.__main__ import _opt_args  # noqa: E402
 from minidl.data import flatten, load_mnist, scale  # noqa: E402
 from minidl.models import mlp  # noqa: E402
+from minidl.nn import init  # noqa: E402
 from minidl.nn.layers import Dense  # noqa: E402
 from minidl.optim.adam import Adam  # noqa: E402
 from minidl.optim.adas import Adas  # noqa: E402
@@ -64,8 +64,7 @@ def cpp_init(model) -> None:
         if isinstance(layer, Dense):
             bound = 4.0 / math.sqrt(layer.weight.shape[0] + 1)
             for p in (layer.weight, layer.bias):
-                u = md.backend.get_rng("cpu").random(p.shape, dtype=p.dtype)
-                p.data[...] = (2 * u - 1) * bound
+                init.uniform(p, bound)
 
 
 def penalised_cross_entropy(penalty: float):

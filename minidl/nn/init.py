@@ -62,7 +62,8 @@ def _fill_normal(p, std: float):
     return p
 
 
-def _fill_uniform(p, bound: float):
+def uniform(p, bound: float):
+    """U(-bound, bound), in p's own dtype and from the generator of p's device."""
     a = _array(p)
     rng = backend.get_rng(backend.device_of(a))
     u = rng.random(a.shape, dtype=np.dtype(a.dtype))  # [0, 1) in the array's own dtype
@@ -79,7 +80,7 @@ def he_normal(p, input_axes=None):
 def he_uniform(p, input_axes=None):
     """U(-a, a), a = sqrt(6/fan_in) (He et al. 2015; torch's kaiming_uniform_)."""
     fan_in, _ = _fans(p, input_axes)
-    return _fill_uniform(p, math.sqrt(6.0 / fan_in))
+    return uniform(p, math.sqrt(6.0 / fan_in))
 
 
 def glorot_normal(p, input_axes=None):
@@ -91,7 +92,7 @@ def glorot_normal(p, input_axes=None):
 def glorot_uniform(p, input_axes=None):
     """U(-a, a), a = sqrt(6/(fan_in + fan_out)) (Glorot & Bengio 2010; xavier_uniform_)."""
     fan_in, fan_out = _fans(p, input_axes)
-    return _fill_uniform(p, math.sqrt(6.0 / (fan_in + fan_out)))
+    return uniform(p, math.sqrt(6.0 / (fan_in + fan_out)))
 
 
 def lecun_normal(p, input_axes=None):
@@ -103,7 +104,7 @@ def lecun_normal(p, input_axes=None):
 def lecun_uniform(p, input_axes=None):
     """U(-a, a), a = sqrt(3/fan_in) (LeCun et al. 1998)."""
     fan_in, _ = _fans(p, input_axes)
-    return _fill_uniform(p, math.sqrt(3.0 / fan_in))
+    return uniform(p, math.sqrt(3.0 / fan_in))
 
 
 def torch_default_uniform(weight, bias=None, input_axes=None):
@@ -115,9 +116,9 @@ def torch_default_uniform(weight, bias=None, input_axes=None):
     """
     fan_in, _ = _fans(weight, input_axes)
     bound = 1.0 / math.sqrt(fan_in)
-    _fill_uniform(weight, bound)
+    uniform(weight, bound)
     if bias is not None:
-        _fill_uniform(bias, bound)
+        uniform(bias, bound)
     return weight
 
 
