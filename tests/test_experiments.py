@@ -5,33 +5,17 @@ import csv
 import importlib.util
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minidl as md
 from minidl.models import mlp
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str):
-    """Import experiments/NAME.py as a module (experiments/ is not a package)."""
-    key = f"experiments_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, ROOT / "experiments" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
+from tests.script_harness import load_experiment, run_experiment
 
 
 def _run(script: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "experiments" / script), *args],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    done = run_experiment(script, *args)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -63,7 +47,7 @@ def test_adas_mnist_smoke_writes_a_consistent_table(tmp_path):
 def test_penalised_cross_entropy_has_the_cpp_output_derivative():
     """Per sample, d loss / d logits = p - y + penalty * z (the C++ program's output derivative,
     with minidl's sign), divided by the batch size because the loss is a batch mean."""
-    loss_fn = _load("adas_mnist").penalised_cross_entropy(0.3)
+    loss_fn = load_experiment("adas_mnist").penalised_cross_entropy(0.3)
     rng = np.random.default_rng(0)
     z = md.Tensor(rng.standard_normal((5, 4)), requires_grad=True)
     y = np.array([0, 3, 1, 1, 2])
@@ -76,7 +60,7 @@ def test_penalised_cross_entropy_has_the_cpp_output_derivative():
 def test_cpp_init_draws_from_the_cpp_range():
     md.manual_seed(0)
     model = mlp(hidden=(256,))
-    _load("adas_mnist").cpp_init(model)
+    load_experiment("adas_mnist").cpp_init(model)
     for layer, fan_in in ((model[0], 784), (model[2], 256)):
         bound = 4 / math.sqrt(fan_in + 1)
         for p in (layer.weight, layer.bias):

@@ -5,8 +5,6 @@ import csv
 import importlib.util
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,25 +14,14 @@ import minidl as md
 from minidl import backend
 from minidl.graph import format_graph, print_graph, to_dot
 from minidl.optim import OPTIMIZERS
+from tests.script_harness import ROOT, load_experiment, run_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-
-
-def _load(name: str):
-    """Import experiments/NAME.py as a module (experiments/ is not a package)."""
-    key = f"experiments_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, ROOT / "experiments" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules[key]
 
 
 @pytest.fixture(scope="module")
 def race():
-    return _load("optimizer_race")
+    return load_experiment("optimizer_race")
 
 
 def _has_matplotlib() -> bool:
@@ -49,9 +36,7 @@ def _rows(path: Path) -> list:
 # ----------------------------------------------------------------------------- optimizer race
 def test_optimizer_race_smoke_writes_every_file(race, tmp_path):
     out = tmp_path / "race"
-    done = subprocess.run([sys.executable, str(ROOT / "experiments" / "optimizer_race.py"),
-                           "--smoke", "--out", str(out)], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    done = run_experiment("optimizer_race.py", "--smoke", "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     names, steps = race.SMOKE_OPTIMIZERS, race.SMOKE_STEPS
     for fn in race.FUNCTIONS:
@@ -138,11 +123,9 @@ def test_race_function_facts(race):
 
 # ----------------------------------------------------------------------------- MNIST race
 def test_mnist_race_smoke_writes_its_tables(tmp_path):
-    mnist_race = _load("mnist_race")
+    mnist_race = load_experiment("mnist_race")
     out = tmp_path / "mnist"
-    done = subprocess.run([sys.executable, str(ROOT / "experiments" / "mnist_race.py"),
-                           "--smoke", "--out", str(out)], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    done = run_experiment("mnist_race.py", "--smoke", "--out", str(out))
     if done.returncode == 2 and "MINIDL_DATA" in done.stderr:
         pytest.skip("MNIST files not found (set MINIDL_DATA)")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -165,7 +148,7 @@ def test_mnist_race_smoke_writes_its_tables(tmp_path):
 
 
 def test_mnist_race_table_covers_the_registry():
-    mnist_race = _load("mnist_race")
+    mnist_race = load_experiment("mnist_race")
     assert set(mnist_race.HYPER) == set(OPTIMIZERS)
 
 
