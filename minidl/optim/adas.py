@@ -44,15 +44,22 @@ INIT_SCALE = 0.1  # C++: initial step size 0.1 * sqrt(batch) / (fan_in + 1)
 # moved them to 0.9999 and 0.999 by hand).
 CPP_BATCH, CPP_BETA_2, CPP_BETA_3 = 4, 0.9999, 0.99999
 
+
+def _scale_cpp_decays(chosen: dict, batch_size: int) -> dict:
+    """`chosen` with a beta_2 / beta_3 of None replaced by the C++ decay at this batch size."""
+    scale = batch_size / CPP_BATCH
+    if chosen["beta_2"] is None:
+        chosen["beta_2"] = CPP_BETA_2**scale
+    if chosen["beta_3"] is None:
+        chosen["beta_3"] = CPP_BETA_3**scale
+    return chosen
+
+
 def effective_defaults(variant: str = "cpp", batch_size: int = 32) -> dict:
     """The defaults that Adas(..., variant=variant, batch_size=batch_size) resolves its None
     arguments to, for listings (`python -m minidl optimizers`); lr None reads as the rule."""
-    chosen = dict(VARIANTS[variant])
-    scale = batch_size / CPP_BATCH
-    if chosen["beta_2"] is None:
-        chosen["beta_2"] = round(CPP_BETA_2**scale, 8)
-    if chosen["beta_3"] is None:
-        chosen["beta_3"] = round(CPP_BETA_3**scale, 8)
+    chosen = _scale_cpp_decays(dict(VARIANTS[variant]), batch_size)
+    chosen["beta_2"], chosen["beta_3"] = round(chosen["beta_2"], 8), round(chosen["beta_3"], 8)
     if chosen["lr"] is None:
         chosen["lr"] = f"{INIT_SCALE:g}*sqrt(batch_size)/(fan_in+1)"
     return chosen
@@ -162,11 +169,7 @@ class Adas(Optimizer):
                      layer_sigma=layer_sigma)
         chosen = {k: (VARIANTS[variant][k] if v is None else v) for k, v in given.items()}
         if isinstance(batch_size, int) and batch_size > 0:
-            scale = batch_size / CPP_BATCH
-            if chosen["beta_2"] is None:
-                chosen["beta_2"] = CPP_BETA_2**scale
-            if chosen["beta_3"] is None:
-                chosen["beta_3"] = CPP_BETA_3**scale
+            _scale_cpp_decays(chosen, batch_size)
         names = {}
         if isinstance(params, Module):
             names = {id(p): n for n, p in params.named_parameters()}
