@@ -4,8 +4,9 @@ A `Tensor` wraps one array of the backend (numpy or cupy) in `.data`. Every diff
 operation is a `Function` subclass whose `forward` takes raw arrays and whose `backward` returns
 one gradient per input, already reduced to that input's shape. `Function.apply` runs the forward
 pass and, when gradients are wanted, links the output to its inputs. `Tensor.backward()` sorts
-that graph topologically (iteratively, so graphs of any depth work) and runs the backward
-functions in reverse order, accumulating into `.grad` of the leaves.
+that graph topologically (`graph_order`, an iterative post-order, so graphs of any depth work)
+and runs the backward functions in reverse order, summing the gradients of a tensor used
+several times before passing them on, and accumulating into `.grad` of the leaves.
 
 `.grad` is a raw array (not a Tensor), so optimizers work on arrays without indirection.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 
 import numpy as np
 
@@ -137,6 +139,71 @@ class Function:
             fn.freed = False
             return Tensor._make(out, True, fn)
         return Tensor._make(out, False, None)
+
+
+def _free(fn: Function, hollow: dict) -> None:
+    """Empty a node once its backward has run, keeping the shape of the graph (as PyTorch).
+
+    Generic on purpose: forward may stash arrays in `saved` or in any attribute (masks, index
+    arrays, softmax outputs), so every attribute goes. `inputs` would keep the input tensors,
+    their arrays and everything computed before them alive; each input is replaced by a
+    stand-in with its shape, dtype, device and producer but no values (a zero-strided view of
+    one zero), so the graph can still be printed. Leaves that require a gradient are the
+    user's parameters and stay themselves. `freed` makes a second backward raise clearly.
+    """
+    inputs = tuple(_hollow(x, hollow) for x in fn.inputs)
+    vars(fn).clear()
+    fn.inputs, fn.freed = inputs, True
+
+
+def _hollow(x, memo: dict):
+    """x's value-free stand-in (one per object: a tensor used twice stays one node)."""
+    if isinstance(x, Tensor):
+        if x._ctx is None and x._requires_grad:
+            return x
+        data = x.data
+    elif isinstance(x, np.ndarray) or backend.is_cupy_array(x):
+        data = x  # a constant array input, e.g. class targets
+    else:
+        return x  # a number costs nothing
+    ref, stand_in = memo.get(id(x), (None, None))
+    if ref is None or ref() is not x:  # the weak reference guards against a reused id
+        xp = xp_of(data)
+        stand_in = xp.broadcast_to(xp.zeros((), dtype=data.dtype), data.shape)
+        if isinstance(x, Tensor):
+            stand_in = Tensor._make(stand_in, x._requires_grad, x._ctx)
+        memo[id(x)] = (weakref.ref(x), stand_in)
+    return stand_in
+
+
+def graph_order(tensor: "Tensor") -> list:
+    """The tensors of the graph ending at `tensor`, each after all of its inputs.
+
+    An iterative depth-first post-order (no recursion, so graphs of any depth work): a tensor
+    is marked when it is expanded, its inputs are pushed (first argument on top, so inputs come
+    in argument order), and it is emitted only after every one of them has been emitted.
+    backward() runs the list in reverse, so every consumer of a tensor has added its gradient
+    before that tensor passes the sum on. Marking tensors when they are pushed instead is
+    wrong: in x * sigmoid(x), x is pushed as Mul's input, then reached again from Sigmoid and
+    skipped there, so it is emitted before Sigmoid and Sigmoid's contribution arrives too late.
+    The graph printer (minidl.graph) lists nodes in this same order.
+    """
+    order, expanded = [], set()
+    stack = [(tensor, False)]
+    while stack:
+        t, done = stack.pop()
+        if done:
+            order.append(t)
+            continue
+        if id(t) in expanded:
+            continue
+        expanded.add(id(t))
+        stack.append((t, True))
+        if t._ctx is not None:
+            for x in reversed(t._ctx.inputs):
+                if isinstance(x, Tensor) and id(x) not in expanded:
+                    stack.append((x, False))
+    return order
 
 
 # --------------------------------------------------------------------------- Tensor
@@ -291,8 +358,11 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
 
         grad: the upstream gradient, needed unless self has one element (then it is 1).
-        retain_graph: keep the saved arrays so that backward can run through the graph again;
-                      otherwise they are freed and a second backward raises.
+        retain_graph: keep the graph so that backward can run through it again. Otherwise
+                      every node is emptied as soon as its backward has run: its saved arrays
+                      go, and its input tensors are replaced by value-free stand-ins, so the
+                      graph behind `self` keeps its shape (minidl.graph can print it) but
+                      holds no activations (a second backward raises).
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad")
@@ -315,7 +385,11 @@ class Tensor:
 
         grads = {id(self): grad}
         given = set()  # arrays already stored in some .grad
-        for t in reversed(self._topo_order()):
+        hollow = {}  # value-free stand-ins of the inputs of freed nodes
+        order = graph_order(self)
+        while order:
+            # pop, not iterate: a tensor nobody else holds is released as soon as it is done
+            t = order.pop()
             g = grads.pop(id(t), None)
             if g is None:
                 continue
@@ -340,32 +414,15 @@ class Tensor:
             in_grads = fn.backward(g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
+            inputs = fn.inputs
             if not retain_graph:
-                fn.saved = None
-                fn.freed = True
-            for x, gx in zip(fn.inputs, in_grads):
+                _free(fn, hollow)
+            for x, gx in zip(inputs, in_grads):
                 if gx is None or not isinstance(x, Tensor) or not x._requires_grad:
                     continue
                 key = id(x)
                 prev = grads.get(key)
                 grads[key] = gx if prev is None else prev + gx
-
-    def _topo_order(self) -> list:
-        """Tensors of the graph ending here, each after all of its inputs (no recursion)."""
-        order, seen = [], {id(self)}
-        stack = [(self, False)]
-        while stack:
-            t, expanded = stack.pop()
-            if expanded:
-                order.append(t)
-                continue
-            stack.append((t, True))
-            if t._ctx is not None:
-                for x in t._ctx.inputs:
-                    if isinstance(x, Tensor) and x._requires_grad and id(x) not in seen:
-                        seen.add(id(x))
-                        stack.append((x, False))
-        return order
 
     # ------------------------------------------------------------------ operators
     def __add__(self, other):

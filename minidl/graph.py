@@ -24,33 +24,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minidl.autograd import Tensor
+from minidl.autograd import Tensor, graph_order
 
 __all__ = ["format_graph", "print_graph", "to_dot"]
-
-
-def _nodes(tensor: Tensor) -> list:
-    """The tensors of the graph ending at `tensor`, inputs before users, without recursion.
-
-    A node is marked when it is expanded, not when it is pushed: in x * (x - 1), x waits on
-    the stack while x - 1 is expanded, and marking it on push would list it after x - 1."""
-    order, expanded_ids = [], set()
-    stack = [(tensor, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in expanded_ids:
-            continue
-        expanded_ids.add(id(t))
-        stack.append((t, True))
-        if t._ctx is not None:
-            # reversed, so that the first argument is popped (and listed) first
-            for x in reversed(t._ctx.inputs):
-                if isinstance(x, Tensor) and id(x) not in expanded_ids:
-                    stack.append((x, False))
-    return order
 
 
 def _label_nodes(nodes: list, names: dict | None) -> dict:
@@ -97,7 +73,7 @@ def format_graph(tensor: Tensor, names: dict | None = None) -> str:
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"format_graph needs a Tensor, got {type(tensor).__name__}")
-    nodes = _nodes(tensor)
+    nodes = graph_order(tensor)
     labels = _label_nodes(nodes, names)
     rows = []
     for t in nodes:
@@ -133,7 +109,7 @@ def to_dot(tensor: Tensor, path=None, names: dict | None = None) -> str:
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot needs a Tensor, got {type(tensor).__name__}")
-    nodes = _nodes(tensor)
+    nodes = graph_order(tensor)
     labels = _label_nodes(nodes, names)
     ids = {id(t): f"n{i}" for i, t in enumerate(nodes)}
     lines = ["digraph minidl {", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=11];']
