@@ -169,7 +169,8 @@ def _hollow(x, memo: dict):
     ref, stand_in = memo.get(id(x), (None, None))
     if ref is None or ref() is not x:  # the weak reference guards against a reused id
         xp = xp_of(data)
-        stand_in = xp.broadcast_to(xp.zeros((), dtype=data.dtype), data.shape)
+        zero = memo.setdefault((xp.__name__, data.dtype), xp.zeros((), dtype=data.dtype))
+        stand_in = xp.broadcast_to(zero, data.shape)
         if isinstance(x, Tensor):
             stand_in = Tensor._make(stand_in, x._requires_grad, x._ctx)
         memo[id(x)] = (weakref.ref(x), stand_in)
