@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.autograd import Function, Tensor
+from minidl import backend
 from minidl.backend import xp_of
 
 
@@ -112,29 +113,46 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """z = a ** b.   dL/da = g * b * a^(b-1),  dL/db = g * z * log(a)  (a > 0 where needed)."""
+    """z = a ** b.   dL/da = g * b * a^(b-1),  dL/db = g * z * log(a)  (a > 0 where needed).
+
+    As torch: dL/da = 0 wherever b = 0 (also at a = 0 or +-inf, where b * a^(b-1) would be
+    0 * inf), and dL/db = 0 where a = 0 and b >= 0 (z * log(a) would be 0 * -inf; the one-sided
+    derivative of 0^b is 0 there). An integer tensor to a float power gives the default float
+    dtype, not NumPy's float64.
+    """
 
     def forward(self, a, b):
         _binary_broadcast_check("pow", a, b)
         out = a**b
+        if out.dtype.kind == "f" and not (_is_float_array(a) or _is_float_array(b)):
+            out = out.astype(backend.get_default_dtype(), copy=False)
         self.save_for_backward(a, b, out)
         return out
 
     def backward(self, g):
         a, b, out = self.saved
+        xp = xp_of(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):  # the masked-out 0 * inf
+            return self._grads(g, a, b, out, xp)
+
+    def _grads(self, g, a, b, out, xp):
         ga = gb = None
         if self.needs_input_grad[0]:
-            # d(a^0)/da = 0 everywhere, also at a = 0 where b * a^(b-1) is 0 * inf (as torch)
             if isinstance(b, (int, float)):
-                local = b * a ** (b - 1) if b != 0 else a * 0
+                local = b * a ** (b - 1) if b != 0 else xp.zeros_like(a)
             else:
-                local = xp_of(a, b).where(b == 0, 0, b * a ** (b - 1))
+                local = xp.where(b == 0, 0, b * a ** (b - 1))
             ga = unbroadcast(g * local, _shape(a))
         if self.needs_input_grad[1]:
             # asarray: log of a Python base would be a float64 NumPy scalar, upcasting float32
-            xp = xp_of(a, b)
-            gb = unbroadcast(g * out * xp.log(xp.asarray(a, dtype=out.dtype)), _shape(b))
+            base = xp.asarray(a, dtype=out.dtype)
+            local = xp.where((base == 0) & (b >= 0), 0, out * xp.log(base))
+            gb = unbroadcast(g * local.astype(out.dtype, copy=False), _shape(b))
         return ga, gb
+
+
+def _is_float_array(x) -> bool:
+    return getattr(x, "dtype", None) is not None and x.dtype.kind == "f"
 
 
 class Exp(Function):

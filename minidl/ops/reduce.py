@@ -12,10 +12,17 @@ from minidl.backend import xp_of
 
 
 def _axes(axis, ndim: int) -> tuple:
-    """Normalise `axis` to a sorted tuple of non-negative axes, checking the range."""
+    """Normalise `axis` to a sorted tuple of non-negative axes, checking the range.
+
+    A 0-d tensor accepts axis 0 and -1 and reduces over nothing (as torch's dim: a scalar is
+    treated as one value along one axis)."""
     if axis is None:
         return tuple(range(ndim))
     axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)  # int or NumPy integer
+    if ndim == 0:
+        if any(ax not in (0, -1) for ax in axes):
+            raise ValueError(f"axis {axes} is out of range for a 0-d tensor (0 or -1 only)")
+        return ()
     out = []
     for ax in axes:
         if not -ndim <= ax < ndim:
@@ -119,6 +126,7 @@ class Softmax(Function):
 
     def forward(self, a, axis=-1):
         xp = xp_of(a)
+        axis = _axes(axis, a.ndim)
         e = xp.exp(a - a.max(axis=axis, keepdims=True))
         out = e / e.sum(axis=axis, keepdims=True)
         self.axis = axis
@@ -136,6 +144,7 @@ class LogSoftmax(Function):
 
     def forward(self, a, axis=-1):
         xp = xp_of(a)
+        axis = _axes(axis, a.ndim)
         shifted = a - a.max(axis=axis, keepdims=True)
         out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         self.axis = axis
