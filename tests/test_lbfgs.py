@@ -106,7 +106,8 @@ def test_lbfgs_strong_wolfe_steps_satisfy_wolfe_conditions(device):
     |g(x + dx)'dx| <= c2 |g'dx| (c1 = 1e-4, c2 = 0.9): scale-free forms of the conditions."""
     for lr in (1e-3, 1.0, 100.0):  # initial trials too short (extrapolate), ~right, too long
         p = param([-1.5, 2.0], device)
-        opt = LBFGS([p], lr=lr, max_iter=1, line_search_fn="strong_wolfe")
+        # max_eval 25: the line search gets 24 trials (with max_iter=1 alone it would get none)
+        opt = LBFGS([p], lr=lr, max_iter=1, max_eval=25, line_search_fn="strong_wolfe")
         for _ in range(15):
             x0 = backend.to_numpy(p.data).copy()
             f0, g0 = rosenbrock(p), backend.to_numpy(p.grad).copy()
@@ -130,10 +131,49 @@ def test_strong_wolfe_trials_on_a_1d_quadratic(device, lr, x1, evaluations):
     def closure():
         p.grad = 4 * p.data
         return float(backend.to_numpy(2 * p.data[0] ** 2))
-    opt = LBFGS([p], lr=lr, max_iter=1, line_search_fn="strong_wolfe")
+    opt = LBFGS([p], lr=lr, max_iter=1, max_eval=25, line_search_fn="strong_wolfe")
     opt.step(closure)
     assert abs(float(backend.to_numpy(p.data[0])) - x1) < 1e-12
     assert opt.state[p]["func_evals"] == evaluations  # the first closure call + the trials
+
+
+def test_strong_wolfe_gets_only_the_evaluations_left_of_max_eval(device):
+    """Rosenbrock from (-1.5, 2), max_iter=1, so max_eval = 1 * 5 // 4 = 1 (torch's default).
+    By hand: f0 = 2.5^2 + 100 (2 - 2.25)^2 = 12.5, g = (-155, -50), d = -g, and the first
+    step t = min(1, 1 / |g|_1) = 1/205. After the first closure call the line search may use
+    max_eval - 1 = 0 trials beyond its first, at x0 + t d = (-0.744, 2.244) where f = 288.8
+    > f0: it keeps t = 0. So 2 closure calls in all (the search used to allow 25 and call 3
+    times), one iteration, and x is unchanged."""
+    p = param([-1.5, 2.0], device)
+    calls = []
+
+    def closure():
+        calls.append(backend.to_numpy(p.data).copy())
+        return rosenbrock(p)
+    opt = LBFGS([p], max_iter=1, line_search_fn="strong_wolfe")
+    opt.step(closure)
+    state = opt.state[p]
+    assert len(calls) == state["func_evals"] == 2
+    assert state["n_iter"] == 1
+    np.testing.assert_allclose(calls[1], [-1.5 + 155 / 205, 2 + 50 / 205], rtol=1e-14)
+    assert state["t"] == 0.0
+    np.testing.assert_array_equal(backend.to_numpy(p.data), [-1.5, 2.0])
+
+
+@pytest.mark.parametrize("max_eval", [2, 3, 5, 8])
+def test_one_step_never_calls_the_closure_more_than_max_eval_plus_one(device, max_eval):
+    """The budget bounds every step: the first call, then iterations whose line search may
+    use what is left plus its first trial, so at most max_eval + 1 calls (torch's bound)."""
+    for lr in (1e-3, 100.0):  # many extrapolations, many zooms
+        p = param([-1.5, 2.0], device)
+        calls = []
+
+        def closure():
+            calls.append(1)
+            return rosenbrock(p)
+        opt = LBFGS([p], lr=lr, max_iter=20, max_eval=max_eval, line_search_fn="strong_wolfe")
+        opt.step(closure)
+        assert len(calls) == opt.state[p]["func_evals"] <= max_eval + 1
 
 
 def test_lbfgs_minimises_quadratic(device):

@@ -39,8 +39,10 @@ class LBFGS(Optimizer):
                                        conditions, with c1 = 1e-4, c2 = 0.9,
                                        f(x + t d) <= f(x) + c1 t g'd,
                                        |g(x + t d)'d| <= c2 |g'd|,
-                                       by cubic interpolation in at most 25 evaluations
-                                       (Nocedal & Wright, Algorithms 3.5 and 3.6)
+                                       by cubic interpolation (Nocedal & Wright, Algorithms
+                                       3.5 and 3.6); it gets the evaluations left of this
+                                       step's max_eval: its first trial, then at most
+                                       max_eval - (calls so far) more (as torch)
         stop when: max_iter iterations, max_eval closure calls, ||g||_inf <= tolerance_grad,
                    ||t d||_inf <= tolerance_change or |f - f_prev| < tolerance_change.
 
@@ -193,8 +195,11 @@ class LBFGS(Optimizer):
                             xp.copyto(p.data, x)
                         return value
 
-                    loss, flat_grad, t, evals = _strong_wolfe(phi, t, d, loss, flat_grad, gtd,
-                                                              tolerance_change=tolerance_change)
+                    # the search may use what is left of max_eval after its first trial (torch
+                    # passes the same budget): with max_eval = 1 it only compares x and x + t d
+                    loss, flat_grad, t, evals = _strong_wolfe(
+                        phi, t, d, loss, flat_grad, gtd, tolerance_change=tolerance_change,
+                        max_ls=max_eval - current_evals)
                     self._add_step(t, d)
                     opt_cond = float(xp.abs(flat_grad).max()) <= tolerance_grad
                 else:
@@ -272,7 +277,10 @@ def _strong_wolfe(phi: Callable, t: float, d, f0: float, g0, gtd0: float, c1: fl
     extrapolation) and 3.6 (zoom), with cubic interpolation and torch's/minFunc's safeguards:
     extrapolated trials lie in [t + 0.01 (t - t_prev), 10 t], zoom trials stay 10 % of the
     bracket away from its ends, and the search stops when the bracket is shorter than
-    tolerance_change / ||d||_inf. phi(t) returns (f, grad) at x + t d.
+    tolerance_change / ||d||_inf. phi(t) returns (f, grad) at x + t d. After the first trial
+    at most max_ls more; with max_ls = 0 the first trial is only compared with t = 0 and the
+    one with the lower f is returned (no Wolfe test), which is also the fallback whenever
+    extrapolation runs out of trials.
 
     Returns (f, grad, t, number of phi evaluations) of the accepted (or best) point.
     """
