@@ -75,7 +75,8 @@ FUNCTIONS = ("quartic", "beale", "rosenbrock", "saddle", "valley", "moons")
 # the gradients); everything else is the optimizer's default except:
 #  * lbfgs: one iteration per step (max_iter=1), so its trajectory has one point per
 #    iteration; the strong-Wolfe line search picks the step length, at the cost of a few
-#    function evaluations per step (column `evals` of summary.csv). Nothing to tune.
+#    function evaluations per step (column `evals` of summary.csv). max_eval=26 leaves the
+#    search 25 trials (as torch, it only gets what max_eval leaves). Nothing to tune.
 #  * santa-e / santa-sss: N = 1 on the deterministic functions (p.grad is the full gradient),
 #    the dataset size 400 on moons (filled in by make_optimizer). C = 0.1 instead of 1000:
 #    an initial friction alpha_0 = sqrt(lr) * C of 1e-3 to 1e-2, as the paper's MNIST setting
@@ -145,12 +146,18 @@ HYPER = {
                        saddle=dict(lr=0.032), valley=dict(lr=1.0), moons=dict(lr=0.1)),
     "adai": dict(quartic=dict(lr=0.032), beale=dict(lr=0.01), rosenbrock=dict(lr=0.0032),
                  saddle=dict(lr=0.32), valley=dict(lr=0.032), moons=dict(lr=0.32)),
-    "lbfgs": dict(quartic=dict(max_iter=1, history_size=10, line_search_fn="strong_wolfe"),
-                  beale=dict(max_iter=1, history_size=10, line_search_fn="strong_wolfe"),
-                  rosenbrock=dict(max_iter=1, history_size=10, line_search_fn="strong_wolfe"),
-                  saddle=dict(max_iter=1, history_size=10, line_search_fn="strong_wolfe"),
-                  valley=dict(max_iter=1, history_size=10, line_search_fn="strong_wolfe"),
-                  moons=dict(max_iter=1, history_size=10, line_search_fn="strong_wolfe")),
+    "lbfgs": dict(quartic=dict(max_iter=1, max_eval=26, history_size=10,
+                                 line_search_fn="strong_wolfe"),
+                  beale=dict(max_iter=1, max_eval=26, history_size=10,
+                                 line_search_fn="strong_wolfe"),
+                  rosenbrock=dict(max_iter=1, max_eval=26, history_size=10,
+                                 line_search_fn="strong_wolfe"),
+                  saddle=dict(max_iter=1, max_eval=26, history_size=10,
+                                 line_search_fn="strong_wolfe"),
+                  valley=dict(max_iter=1, max_eval=26, history_size=10,
+                                 line_search_fn="strong_wolfe"),
+                  moons=dict(max_iter=1, max_eval=26, history_size=10,
+                                 line_search_fn="strong_wolfe")),
     "adas": dict(quartic=dict(lr=3.2, offsets=False), beale=dict(lr=0.1, offsets=False),
                  rosenbrock=dict(lr=0.0032, offsets=False), saddle=dict(lr=0.00032, offsets=False),
                  valley=dict(lr=0.32, offsets=False), moons=dict(lr=0.032)),
