@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from minidl.__main__ import _parse_value, make_optimizer
+from minidl.optim import create
+from minidl.optim.registry import parse_value
 from minidl.models import mlp
 from minidl.optim import OPTIMIZERS
 
@@ -84,10 +85,10 @@ def test_demo_checks_its_gradients():
 
 
 def test_parse_values():
-    assert _parse_value("0.9,0.99") == (0.9, 0.99)
-    assert _parse_value("3") == 3 and _parse_value("1e-3") == 1e-3
-    assert _parse_value("True") is True and _parse_value("none") is None
-    assert _parse_value("strong_wolfe") == "strong_wolfe"
+    assert parse_value("0.9,0.99") == (0.9, 0.99)
+    assert parse_value("3") == 3 and parse_value("1e-3") == 1e-3
+    assert parse_value("True") is True and parse_value("none") is None
+    assert parse_value("strong_wolfe") == "strong_wolfe"
 
 
 def test_every_registered_optimizer_builds_and_steps():
@@ -98,7 +99,7 @@ def test_every_registered_optimizer_builds_and_steps():
     for name in OPTIMIZERS:
         model = mlp(hidden=(5,), in_features=4, classes=3)
         extra = {"lr": 1e-6} if name.startswith("santa") else {}
-        opt = make_optimizer(name, model, dataset_size=8, **extra)
+        opt = create(name, model, dataset_size=8, **extra)
 
         def closure():
             opt.zero_grad()
@@ -110,7 +111,7 @@ def test_every_registered_optimizer_builds_and_steps():
 
 
 def test_cli_hands_its_batch_size_to_adas():
-    opt = make_optimizer("adas", mlp(hidden=(4,), in_features=3, classes=2), batch_size=64)
+    opt = create("adas", mlp(hidden=(4,), in_features=3, classes=2), batch_size=64)
     group = opt.param_groups[0]
     assert group["batch_size"] == 64
     assert group["beta_3"] == 0.99999 ** 16 and group["beta_2"] == 0.9999 ** 16
