@@ -132,6 +132,8 @@ def _conflict_message(err) -> str:
     found = [c for c in err.conflicts if c[0] != "opt_args"]  # named by hyperparameter
     if any(k in RESUMABLE or k in HYPERPARAMETER_FLAGS for k, _, _ in found):
         found = [c for c in found if c[0] not in STRUCTURAL or c[0] in RESUMABLE]
+    if any(k == "optimizer" for k, _, _ in found):  # then its hyperparameters differ too
+        found = [c for c in found if c[0] in RESUMABLE or " " in c[0]]
     parts = []
     for name, given, saved in found:
         if name in RESUMABLE or name in HYPERPARAMETER_FLAGS:
@@ -146,6 +148,8 @@ def _conflict_message(err) -> str:
 
 
 def cmd_train(args) -> int:
+    import numpy as np  # noqa: PLC0415
+
     from minidl import backend, checkpoint, models, optim  # noqa: PLC0415
     from minidl.data import load_dataset, scale  # noqa: PLC0415
     from minidl.train import fit  # noqa: PLC0415
@@ -190,14 +194,15 @@ def cmd_train(args) -> int:
     print(f"{args.model} on {args.dataset} ({len(x_train)} training images), "
           f"{type(optimizer).__name__}, {args.epochs} epochs, batch {args.batch_size}, "
           f"{args.device}")
-    try:
-        history = fit(model, optimizer, (x_train, y_train), args.epochs,
-                      test=(x_test, y_test.astype("int64")), batch_size=args.batch_size,
-                      seed=args.seed, device=args.device, out=out, resume=args.resume,
-                      overwrite=args.overwrite, config=config,
-                      allow_changes=[*args.allow_change, "opt_args"],
-                      eval_train=not args.no_eval_train, log_every=args.log_every,
-                      on_start=write_config if out is not None else None)
+    try:  # numpy's overflow warnings: a divergence is reported once, by fit
+        with np.errstate(over="ignore", invalid="ignore"):
+            history = fit(model, optimizer, (x_train, y_train), args.epochs,
+                          test=(x_test, y_test.astype("int64")), batch_size=args.batch_size,
+                          seed=args.seed, device=args.device, out=out, resume=args.resume,
+                          overwrite=args.overwrite, config=config,
+                          allow_changes=[*args.allow_change, "opt_args"],
+                          eval_train=not args.no_eval_train, log_every=args.log_every,
+                          on_start=write_config if out is not None else None)
     except checkpoint.ResumeConflict as e:
         raise CliError(_conflict_message(e)) from None
     if history.stop_reason == "interrupted":
