@@ -133,7 +133,8 @@ def _conflict_message(err) -> str:
     if any(k in RESUMABLE or k in HYPERPARAMETER_FLAGS for k, _, _ in found):
         found = [c for c in found if c[0] not in STRUCTURAL or c[0] in RESUMABLE]
     if any(k == "optimizer" for k, _, _ in found):  # then its hyperparameters differ too
-        found = [c for c in found if c[0] in RESUMABLE or " " in c[0]]
+        found = [(k, g, s) for k, g, s in found if k in RESUMABLE or " " in k
+                 or (k in HYPERPARAMETER_FLAGS and g is not None)]
     parts = []
     for name, given, saved in found:
         if name in RESUMABLE or name in HYPERPARAMETER_FLAGS:

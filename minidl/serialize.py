@@ -107,8 +107,9 @@ def load(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     if path.stat().st_size == 0:
         raise ValueError(f"cannot read {path}: the file is empty")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"cannot read {path}: not a checkpoint (not an .npz archive)")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz starts with a zip member
+            raise ValueError(f"cannot read {path}: not a checkpoint (not an .npz archive)")
     try:
         with zipfile.ZipFile(path) as archive:
             _check_members(archive)
