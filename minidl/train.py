@@ -27,7 +27,6 @@ import csv
 import signal
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -425,7 +424,7 @@ def fit(model, optimizer, train, epochs: int, *, test=None, batch_size: int = 32
             _step_scheduler(scheduler, record)
             if progress:
                 tqdm.write(_format_record(record))
-            if out is not None:
+            if out is not None:  # the history first: a resume rewrites it from the checkpoint
                 history.to_csv(out / "history.csv")
                 history.to_json(out / "history.json")
                 save(0, (0.0, 0, 0))
