@@ -379,11 +379,11 @@ def fit(model, optimizer, train, epochs: int, *, test=None, batch_size: int = 32
     out = checkpoint.prepare_folder(out, resume, overwrite)
     path = out / CHECKPOINT if out is not None else None
     ident = checkpoint.identity(model, optimizer, loader, config)
-    history, skip, online = History(), 0, (0.0, 0, 0)
+    records, skip, online = [], 0, (0.0, 0, 0)
     if resume and path is not None and path.exists():
         records, skip, online = _resume(path, ident, allow_changes, model, optimizer,
                                         scheduler, loader)
-        history = History(records)
+    history = History(records)
     if on_start is not None:
         on_start(ident)
 

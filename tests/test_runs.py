@@ -58,8 +58,8 @@ def test_resume_refuses_every_contradiction_and_names_each(tmp_path):
         _fit(tmp_path, 2, opt=Adam(model), model=model, resume=True)
     with pytest.raises(ResumeConflict, match=r"parameter shapes \[\[12, 9\]"):
         _fit(tmp_path, 2, model=_model(hidden=9), resume=True)
+    _fit(tmp_path / "c", config={"dataset": "digits"})
     with pytest.raises(ResumeConflict, match="dataset 'fashion' given.*'digits'"):
-        _fit(tmp_path / "c", config={"dataset": "digits"})
         _fit(tmp_path / "c", 2, config={"dataset": "fashion"}, resume=True)
 
 
