@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import minidl as md  # noqa: E402
-from minidl.__main__ import _opt_args  # noqa: E402
+from minidl.optim import parse_hyperparameters  # noqa: E402
 from minidl.data import flatten, load_mnist, scale  # noqa: E402
 from minidl.models import mlp  # noqa: E402
 from minidl.nn import init  # noqa: E402
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
     if args.subset:
         x_train, y_train = x_train[:args.subset], y_train[:args.subset]
     data = ((x_train, y_train), (x_test, y_test))
-    adas_args = _opt_args(args.adas_arg)
+    adas_args = parse_hyperparameters(args.adas_arg)
 
     rows = []
     for seed in args.seeds:

@@ -29,13 +29,13 @@ from minidl import backend  # noqa: E402
 from minidl.data import DataLoader, flatten, load_mnist, scale  # noqa: E402
 from minidl.models import lenet, mlp  # noqa: E402
 from minidl.optim import Adam, Adas  # noqa: E402
-from minidl.train import _step_fn  # noqa: E402
+from minidl.train import train_step  # noqa: E402
 
 
 def mlp_epoch(device, x, y, batch_size, max_steps):
     md.manual_seed(0)
     model = mlp().to(device)
-    step = _step_fn(model, Adam(model), md.cross_entropy)
+    step = train_step(model, Adam(model), md.cross_entropy)
     loader = DataLoader(x, y, batch_size=batch_size, shuffle=True, device=device)
     batches = iter(loader)
     step(*next(batches))  # warm-up: kernels compiled, memory pool filled

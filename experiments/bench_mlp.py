@@ -28,7 +28,7 @@ import minidl as md  # noqa: E402
 from minidl.data import DataLoader, flatten, load_mnist, scale  # noqa: E402
 from minidl.models import mlp  # noqa: E402
 from minidl.optim.adam import Adam  # noqa: E402
-from minidl.train import _step_fn  # noqa: E402
+from minidl.train import train_step  # noqa: E402
 
 
 def minidl_epoch(params0, x, y, batch_size, max_steps):
@@ -36,7 +36,7 @@ def minidl_epoch(params0, x, y, batch_size, max_steps):
     model = mlp()
     model.load_state_dict(params0)
     opt = Adam(model, lr=1e-3)
-    step = _step_fn(model, opt, md.cross_entropy)
+    step = train_step(model, opt, md.cross_entropy)
     loader = DataLoader(x, y, batch_size=batch_size, shuffle=True, seed=0)
     start = time.perf_counter()
     for i, (xb, yb) in enumerate(loader):

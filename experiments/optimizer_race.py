@@ -61,15 +61,14 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # minidl, and race_functions beside this file
 
 import minidl as md  # noqa: E402
-from minidl.__main__ import make_optimizer  # noqa: E402
-from minidl.optim import OPTIMIZERS  # noqa: E402
+from minidl.optim import OPTIMIZERS, create  # noqa: E402
 from race_functions import MOONS_X, MOONS_Y, PROBLEMS, Problem, coordinates  # noqa: E402,F401
 from race_plots import plot_errors, plot_trajectories, pyplot, write_gif  # noqa: E402
 
 FUNCTIONS = ("quartic", "beale", "rosenbrock", "saddle", "valley", "moons")
 
 # ----------------------------------------------------------------------------- the table
-# HYPER[optimizer][function]: keyword arguments for make_optimizer (registry presets apply
+# HYPER[optimizer][function]: keyword arguments for optim.create (registry presets apply
 # first). The lr of every first-order optimizer comes from `--tune` (time to solution within
 # the step budget, which is why Adam-like methods get lrs of 0.3-3: their steps shrink with
 # the gradients); everything else is the optimizer's default except:
@@ -78,7 +77,7 @@ FUNCTIONS = ("quartic", "beale", "rosenbrock", "saddle", "valley", "moons")
 #    function evaluations per step (column `evals` of summary.csv). max_eval=26 leaves the
 #    search 25 trials (as torch, it only gets what max_eval leaves). Nothing to tune.
 #  * santa-e / santa-sss: N = 1 on the deterministic functions (p.grad is the full gradient),
-#    the dataset size 400 on moons (filled in by make_optimizer). C = 0.1 instead of 1000:
+#    the dataset size 400 on moons (filled in by optim.create). C = 0.1 instead of 1000:
 #    an initial friction alpha_0 = sqrt(lr) * C of 1e-3 to 1e-2, as the paper's MNIST setting
 #    (C = 1000 at lr 8e-12), and far below SantaE's Euler limit 2. Exploration (thermostat
 #    noise) for the first half of the default run (burnin), then refinement.
@@ -209,8 +208,8 @@ def race(name: str, function: str, hyper: dict, steps: int) -> Run:
     full = name in FULL_BATCH
     start = time.perf_counter()
     try:
-        opt = make_optimizer(name, module, dataset_size=problem.n, **hyper)
-    except SystemExit as e:  # make_optimizer's way of rejecting hyperparameters
+        opt = create(name, module, dataset_size=problem.n, **hyper)
+    except (ValueError, TypeError) as e:  # hyperparameters the optimizer rejects
         opt, status = None, f"error: {e}"
     step = 0
 

@@ -4,95 +4,36 @@
     python -m minidl train --model mlp --hidden 256 --optimizer sgd --lr 0.1 --epochs 5 \\
         --batch-size 32 --device cpu --out runs/sgd
     python -m minidl train --optimizer adam --opt-arg betas=0.9,0.99 --epochs 3
+
+The CLI parses arguments, calls the library (models.MODELS, optim.create, train.fit) and turns
+its exceptions into one line `error: ...` with exit status 1 (130 after Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
-import json
+import os
 import sys
 from pathlib import Path
 
-
-def _parse_value(text: str):
-    """'0.9' -> 0.9, '3' -> 3, 'true' -> True, 'none' -> None, '0.9,0.99' -> (0.9, 0.99)."""
-    if "," in text:
-        return tuple(_parse_value(t) for t in text.split(",") if t)
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+# Flags a resumed run takes from its checkpoint when they are not given, with their defaults
+# for a new run.
+RESUMABLE = {"model": "mlp", "hidden": None, "dataset": "mnist", "subset": 0,
+             "optimizer": "sgd", "batch_size": 32, "seed": 0}
+HYPERPARAMETER_FLAGS = ("lr", "momentum", "weight_decay")
 
 
-def _opt_args(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"error: --opt-arg takes NAME=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip().replace("-", "_")] = _parse_value(value.strip())
-    return out
-
-
-_REQUIRED = "<required>"
-
-
-def _hyperparameters(factory) -> dict:
-    """The named hyperparameters of an optimizer class or factory, with their defaults."""
-    sig = inspect.signature(factory)
-    return {n: (_REQUIRED if p.default is p.empty else p.default)
-            for n, p in sig.parameters.items()
-            if n not in ("params", "base_optimizer") and p.kind is p.POSITIONAL_OR_KEYWORD}
-
-
-def make_optimizer(name: str, params, dataset_size: int | None = None,
-                   batch_size: int | None = None, **kwargs):
-    """Build optimizer `name` (see `python -m minidl optimizers`) with keyword hyperparameters;
-    a clear SystemExit for unknown names, unknown hyperparameters or bad values. A required
-    `N` (Santa's training-set size) is taken from `dataset_size`, and ADAS's `batch_size`
-    (its initial step sizes and decays depend on it) from `batch_size`."""
-    from minidl.optim import OPTIMIZERS  # noqa: PLC0415
-
-    key = name.lower()
-    if key not in OPTIMIZERS:
-        raise SystemExit(f"error: unknown optimizer {name!r}; valid choices: "
-                         f"{', '.join(sorted(OPTIMIZERS))}")
-    entry = OPTIMIZERS[key]
-    valid = _hyperparameters(entry.factory)
-    unknown = set(kwargs) - set(valid)
-    if unknown:
-        raise SystemExit(f"error: {name} has no hyperparameter {', '.join(sorted(unknown))}; "
-                         f"valid: {', '.join(valid)}")
-    kwargs = {**entry.preset, **kwargs}
-    if valid.get("N") == _REQUIRED and "N" not in kwargs and dataset_size:
-        kwargs["N"] = dataset_size
-    if "batch_size" in valid and "batch_size" not in kwargs and batch_size:
-        kwargs["batch_size"] = batch_size
-    missing = [k for k, v in valid.items() if v == _REQUIRED and k not in kwargs]
-    if missing:
-        raise SystemExit(f"error: {name} needs {', '.join(missing)} "
-                         f"(e.g. --opt-arg {missing[0]}=VALUE)")
-    try:
-        return entry.factory(params, **kwargs)
-    except (ValueError, TypeError) as e:
-        raise SystemExit(f"error: {name}: {e}") from None
+class CliError(Exception):
+    """A problem with the command line, reported as one line `error: ...`."""
 
 
 def cmd_optimizers(args) -> int:
-    from minidl.optim import OPTIMIZERS, Adas  # noqa: PLC0415
+    from minidl.optim import OPTIMIZERS, Adas, hyperparameters  # noqa: PLC0415
     from minidl.optim.adas import effective_defaults  # noqa: PLC0415
 
     for key in sorted(OPTIMIZERS):
         entry = OPTIMIZERS[key]
-        defaults = {**_hyperparameters(entry.factory), **entry.preset}
+        defaults = {**hyperparameters(entry.factory), **entry.preset}
         if entry.factory is Adas:  # its None defaults depend on the variant and batch size
             defaults.update(effective_defaults(defaults["variant"], defaults["batch_size"]))
         shown = ", ".join(f"{k}={v}" for k, v in defaults.items())
@@ -100,73 +41,76 @@ def cmd_optimizers(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    import numpy as np  # noqa: PLC0415
+def _resolve(args) -> dict:
+    """Fill the flags not given: from the checkpoint on --resume, else the defaults. Returns
+    the hyperparameters given on this command line (--lr ..., --opt-arg ...)."""
+    from minidl import checkpoint, optim  # noqa: PLC0415
 
-    from minidl import backend, models  # noqa: PLC0415
-    from minidl.data import DataError, flatten, load_dataset, scale  # noqa: PLC0415
-    from minidl.train import fit  # noqa: PLC0415
-
+    if args.out is not None and not args.out.strip():
+        raise CliError("--out is empty: give a folder, or leave --out out to write nothing")
+    if args.resume and not args.out:
+        raise CliError("--resume continues from OUT/checkpoint.npz: give --out OUT")
+    if args.resume and args.overwrite:
+        raise CliError("--resume and --overwrite contradict each other: choose one")
     try:
-        backend.check_device(args.device)
-    except (ValueError, RuntimeError) as e:
-        raise SystemExit(f"error: {e}") from None
+        given = optim.parse_hyperparameters(args.opt_arg)
+    except ValueError as e:
+        raise CliError(f"--opt-arg takes NAME=VALUE: {e}") from None
+    for flag in HYPERPARAMETER_FLAGS:
+        value = getattr(args, flag)
+        if value is not None and flag in given:
+            raise CliError(f"--{flag.replace('_', '-')} {value} and --opt-arg {flag}="
+                           f"{given[flag]} both set {flag}: give one")
+        if value is not None:
+            given[flag] = value
+    saved = {}
+    if args.resume:
+        path = Path(args.out) / checkpoint.CHECKPOINT
+        if not path.exists():
+            raise CliError(f"--resume: no checkpoint at {path} (nothing to continue; "
+                           "leave out --resume to start a new run there)")
+        saved = checkpoint.read(path)["identity"]
+    if args.hidden is not None and (args.model or saved.get("model")) == "lenet":
+        raise CliError("--hidden sets the MLP's hidden layers; --model lenet has fixed sizes")
+    for name, default in RESUMABLE.items():
+        if getattr(args, name) is None:
+            setattr(args, name, saved.get(name, default))
+    if args.model == "mlp" and args.hidden is None:
+        args.hidden = [256]
+    args.opt_args = {**saved.get("opt_args", {}), **given}
+    return given
+
+
+def _check_values(args) -> None:
     for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
-                        ("--log-every", args.log_every), *(("--hidden", h) for h in args.hidden)):
+                        ("--log-every", args.log_every),
+                        *(("--hidden", h) for h in args.hidden or ())):
         if value <= 0:
-            raise SystemExit(f"error: {name} must be positive, got {value}")
+            raise CliError(f"{name} must be positive, got {value}")
     for name, value, zero in (("--subset", args.subset, "all images"),
                               ("--threads", args.threads, "BLAS's default")):
         if value < 0:
-            raise SystemExit(f"error: {name} must be positive or 0 ({zero}), got {value}")
-    if args.resume and not args.out:
-        raise SystemExit("error: --resume continues from OUT/checkpoint.npz: give --out OUT")
-    if args.threads:
-        _set_threads(args.threads)
-    backend.manual_seed(args.seed)
-    try:
-        (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset)
-    except DataError as e:  # missing, corrupt or undownloadable files: the message says which
-        raise SystemExit(f"error: {e}") from None
-    x_train, x_test = scale(x_train), scale(x_test)
+            raise CliError(f"{name} must be positive or 0 ({zero}), got {value}")
+    if args.seed < 0:
+        raise CliError(f"--seed must be >= 0, got {args.seed}")
     if args.model == "mlp":
-        x_train, x_test = flatten(x_train), flatten(x_test)
-        model = models.mlp(hidden=args.hidden)
-    else:
-        x_train, x_test = x_train[:, None], x_test[:, None]
-        model = models.lenet()
-    if args.subset:
-        x_train, y_train = x_train[:args.subset], y_train[:args.subset]
-    model.to(args.device)
-    kwargs = _opt_args(args.opt_arg)
-    for flag in ("lr", "momentum", "weight_decay"):
-        if getattr(args, flag) is not None:
-            kwargs[flag] = getattr(args, flag)
-    optimizer = make_optimizer(args.optimizer, model, dataset_size=len(x_train),
-                               batch_size=args.batch_size, **kwargs)
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "config.json").write_text(json.dumps(vars(args), indent=2, default=str))
-        except OSError as e:
-            raise SystemExit(f"error: cannot write to --out {out}: {e}") from None
-    print(f"{args.model} on {args.dataset} ({len(x_train)} training images), "
-          f"{type(optimizer).__name__}, {args.epochs} epochs, batch {args.batch_size}, "
-          f"{args.device}")
-    history = fit(model, optimizer, (x_train, y_train), args.epochs,
-                  test=(x_test, y_test.astype(np.int64)), batch_size=args.batch_size,
-                  seed=args.seed, device=args.device, out=out, resume=args.resume,
-                  eval_train=not args.no_eval_train, log_every=args.log_every)
-    if len(history):
-        last = history.records[-1]
-        train_part = (f"train accuracy {last['train_acc']:.4f} "
-                      f"({last['train_errors']} errors), " if "train_acc" in last else "")
-        print(f"final: {train_part}test accuracy {last['test_acc']:.4f}")
-    return 0
+        from minidl.models import mlp_parameter_count  # noqa: PLC0415
+
+        count = mlp_parameter_count(args.hidden)
+        need = 4 * 4 * count  # float32 parameters, gradients and up to two optimizer states
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if need > have:
+            raise CliError(f"--hidden {' '.join(map(str, args.hidden))} makes a model of "
+                           f"{count:,} parameters: training it needs about {need / 1e9:,.0f} "
+                           f"GB, this machine has {have / 1e9:.0f} GB")
 
 
-def _set_threads(n: int) -> None:
+def _threads(n: int) -> None:
+    cores = os.cpu_count() or 1
+    if n > cores:
+        print(f"note: --threads {n} is more than the {cores} cores here; using {cores}",
+              file=sys.stderr)
+        n = cores
     try:
         from threadpoolctl import threadpool_limits  # noqa: PLC0415
     except ImportError:
@@ -174,6 +118,102 @@ def _set_threads(n: int) -> None:
               "OMP_NUM_THREADS before starting Python instead", file=sys.stderr)
         return
     threadpool_limits(n)
+
+
+def _conflict_message(err) -> str:
+    """One line naming each conflict by its flag: `--lr 0.5 given, checkpoint was trained
+    with 0.1`. Differences that follow from a named flag (parameter shapes after --hidden,
+    sample counts after --subset) are left out when such a flag is among them."""
+    from minidl.checkpoint import STRUCTURAL  # noqa: PLC0415
+
+    def shown(v):
+        return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+    found = [c for c in err.conflicts if c[0] != "opt_args"]  # named by hyperparameter
+    if any(k in RESUMABLE or k in HYPERPARAMETER_FLAGS for k, _, _ in found):
+        found = [c for c in found if c[0] not in STRUCTURAL or c[0] in RESUMABLE]
+    if any(k == "optimizer" for k, _, _ in found):  # then its hyperparameters differ too
+        found = [(k, g, s) for k, g, s in found if k in RESUMABLE or " " in k
+                 or (k in HYPERPARAMETER_FLAGS and g is not None)]
+    parts = []
+    for name, given, saved in found:
+        if name in RESUMABLE or name in HYPERPARAMETER_FLAGS:
+            flag = f"--{name.replace('_', '-')} {shown(given)}"
+        elif " " in name:  # a library-level name such as 'parameter shapes'
+            flag = f"{name} {shown(given)}"
+        else:
+            flag = f"--opt-arg {name}={shown(given)}"
+        parts.append(f"{flag} given, checkpoint was trained with {shown(saved)}")
+    return ("cannot resume: " + "; ".join(parts)
+            + " (--allow-change NAME lets a hyperparameter take its new value)")
+
+
+def cmd_train(args) -> int:
+    import numpy as np  # noqa: PLC0415
+
+    from minidl import backend, checkpoint, models, optim  # noqa: PLC0415
+    from minidl.data import load_dataset, scale  # noqa: PLC0415
+    from minidl.train import fit  # noqa: PLC0415
+
+    try:
+        backend.check_device(args.device)
+    except (ValueError, RuntimeError) as e:
+        raise CliError(str(e)) from None
+    given = _resolve(args)
+    _check_values(args)
+    try:
+        out = checkpoint.prepare_folder(args.out, args.resume, args.overwrite)
+    except FileExistsError as e:
+        raise CliError(f"{e} (--resume continues it, --overwrite replaces it)") from None
+    except OSError as e:
+        raise CliError(f"cannot write to --out {args.out}: {e}") from None
+    if args.threads:
+        _threads(args.threads)
+    backend.manual_seed(args.seed)
+    (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset)
+    x_train, x_test = (models.as_inputs(args.model, scale(x)) for x in (x_train, x_test))
+    if args.subset:
+        x_train, y_train = x_train[:args.subset], y_train[:args.subset]
+    entry = models.MODELS[args.model]
+    model = entry.build(hidden=args.hidden) if args.model == "mlp" else entry.build()
+    model.to(args.device)
+    if "batch_size" in given and "batch_size" in optim.hyperparameters(args.optimizer):
+        raise CliError(f"--opt-arg batch_size: {args.optimizer} takes its batch size from "
+                       f"--batch-size (now {args.batch_size})")
+    try:
+        optimizer = optim.create(args.optimizer, model, dataset_size=len(x_train),
+                                 batch_size=args.batch_size, **args.opt_args)
+    except (ValueError, TypeError) as e:
+        raise CliError(str(e)) from None
+    config = {k: getattr(args, k) for k in ("model", "hidden", "dataset", "subset",
+                                            "optimizer", "opt_args")}
+
+    def write_config(identity: dict) -> None:  # only once the checkpoint has loaded
+        data = {k: v for k, v in vars(args).items() if k != "func"}
+        checkpoint.write_json(out / "config.json", {**data, "run": identity})
+
+    print(f"{args.model} on {args.dataset} ({len(x_train)} training images), "
+          f"{type(optimizer).__name__}, {args.epochs} epochs, batch {args.batch_size}, "
+          f"{args.device}")
+    try:  # numpy's overflow warnings: a divergence is reported once, by fit
+        with np.errstate(over="ignore", invalid="ignore"):
+            history = fit(model, optimizer, (x_train, y_train), args.epochs,
+                          test=(x_test, y_test.astype("int64")), batch_size=args.batch_size,
+                          seed=args.seed, device=args.device, out=out, resume=args.resume,
+                          overwrite=args.overwrite, config=config,
+                          allow_changes=[*args.allow_change, "opt_args"],
+                          eval_train=not args.no_eval_train, log_every=args.log_every,
+                          on_start=write_config if out is not None else None)
+    except checkpoint.ResumeConflict as e:
+        raise CliError(_conflict_message(e)) from None
+    if history.stop_reason == "interrupted":
+        return 130
+    if len(history):
+        last = history.records[-1]
+        train_part = (f"train accuracy {last['train_acc']:.4f} "
+                      f"({last['train_errors']} errors), " if "train_acc" in last else "")
+        print(f"final: {train_part}test accuracy {last['test_acc']:.4f}")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -193,34 +233,47 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from minidl.models import MODELS  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(prog="python -m minidl", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model on MNIST or Fashion-MNIST")
-    t.add_argument("--model", choices=["mlp", "lenet"], default="mlp")
-    t.add_argument("--hidden", type=int, nargs="+", default=[256],
+    t = sub.add_parser("train", help="train a model on MNIST or Fashion-MNIST",
+                       epilog="--resume takes the flags it is not given from the checkpoint "
+                              "and refuses ones that contradict it; see the README's "
+                              "'Runs and checkpoints'.")
+    t.add_argument("--model", choices=list(MODELS), default=None, help="default: mlp")
+    t.add_argument("--hidden", type=int, nargs="+", default=None,
                    help="hidden layer sizes of the MLP (default: 256)")
-    t.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
-    t.add_argument("--optimizer", default="sgd", help="see `python -m minidl optimizers`")
+    t.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=None,
+                   help="default: mnist")
+    t.add_argument("--optimizer", default=None,
+                   help="default: sgd; see `python -m minidl optimizers`")
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--momentum", type=float, default=None)
     t.add_argument("--weight-decay", type=float, default=None)
     t.add_argument("--opt-arg", action="append", default=[], metavar="NAME=VALUE",
                    help="any optimizer hyperparameter, e.g. betas=0.9,0.99 (repeatable)")
-    t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--epochs", type=int, default=5,
+                   help="total epochs (with --resume: may extend a finished run)")
+    t.add_argument("--batch-size", type=int, default=None, help="default: 32")
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=None, help="default: 0")
     t.add_argument("--out", default=None, help="folder for history and checkpoints")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    t.add_argument("--subset", type=int, default=0, help="train on the first N images only")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in OUT from OUT/checkpoint.npz")
+    t.add_argument("--overwrite", action="store_true",
+                   help="delete the run already in OUT (checkpoint, history) and start anew")
+    t.add_argument("--allow-change", action="append", default=[], metavar="NAME",
+                   help="with --resume: let hyperparameter NAME (e.g. lr) take the value given "
+                        "now instead of the checkpoint's (repeatable)")
+    t.add_argument("--subset", type=int, default=None, help="train on the first N images only")
     t.add_argument("--no-eval-train", action="store_true",
                    help="skip the full training-set evaluation after each epoch")
     t.add_argument("--log-every", type=int, default=50)
     t.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads (default 1: on a 2-core machine with other work running, "
-                        "2 threads made the MLP epoch 2-26x slower; 0 keeps BLAS's default; "
-                        "needs threadpoolctl)")
+                   help="BLAS threads (default 1; 0 keeps BLAS's default; at most the number "
+                        "of cores; needs threadpoolctl)")
     t.set_defaults(func=cmd_train)
 
     o = sub.add_parser("optimizers", help="list every optimizer with its defaults")
@@ -231,8 +284,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run a command; every expected failure is one line on stderr and exit status 1."""
+    from minidl.checkpoint import CheckpointError  # noqa: PLC0415
+    from minidl.data import DataError  # noqa: PLC0415
+    from minidl.train import NonFiniteLossError  # noqa: PLC0415
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except NonFiniteLossError as e:
+        print(f"error: {e}: the run diverged (try a smaller --lr); the checkpoint and history "
+              "keep the last finite epoch", file=sys.stderr)
+    except (CliError, CheckpointError, DataError) as e:  # messages that name the problem
+        print(f"error: {e}", file=sys.stderr)
+    except (OSError, ValueError) as e:  # files and folders: e names the path
+        print(f"error: {e}", file=sys.stderr)
+    except MemoryError:
+        print("error: out of memory (a smaller --hidden, --batch-size or --subset?)",
+              file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -45,6 +45,9 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1
         raise ValueError("gradcheck: no input has requires_grad=True")
 
     out = fn(*xs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__} (compute "
+                        "it with minidl operations on the input Tensors so it has a graph)")
     xp = xp_of(out.data)
     rng = np.random.default_rng(seed)
     u = xp.asarray(rng.standard_normal(out.shape))

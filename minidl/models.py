@@ -1,6 +1,12 @@
-"""Ready-made models for the CLI and the experiments: the MNIST MLP and a LeNet-style conv net."""
+"""Ready-made models for the CLI and the experiments: the MNIST MLP and a LeNet-style conv net.
+
+`MODELS` maps each name to its builder and the input layout it takes ('flat': one vector of
+784 pixels per image; 'image': 1x28x28); the CLI's --model choices are its keys.
+"""
 
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 from minidl.nn import layers
 from minidl.nn.module import Sequential
@@ -28,6 +34,13 @@ def mlp(hidden=(256,), in_features: int = 784, classes: int = 10, activation: st
     return Sequential(*mods)
 
 
+def mlp_parameter_count(hidden, in_features: int = 784, classes: int = 10) -> int:
+    """How many numbers mlp(hidden) holds, computed without building it (to refuse sizes that
+    cannot fit in memory before allocating them)."""
+    widths = [in_features, *([hidden] if isinstance(hidden, int) else hidden), classes]
+    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+
+
 def lenet(classes: int = 10) -> Sequential:
     """LeNet-5-style conv net for 1x28x28 inputs (LeCun et al. 1998, with ReLU and max-pooling):
     conv 1->6 5x5 pad 2, pool 2 -> conv 6->16 5x5, pool 2 -> 400 -> 120 -> 84 -> classes."""
@@ -43,4 +56,18 @@ def lenet(classes: int = 10) -> Sequential:
     )
 
 
-MODELS = {"mlp": mlp, "lenet": lenet}
+class ModelEntry(NamedTuple):
+    """A named model: its builder and the input layout it takes ('flat' or 'image')."""
+
+    build: Callable
+    inputs: str
+
+
+MODELS = {"mlp": ModelEntry(mlp, "flat"), "lenet": ModelEntry(lenet, "image")}
+
+
+def as_inputs(name: str, images):
+    """Images (N, 28, 28) in the layout model `name` takes: (N, 784) or (N, 1, 28, 28)."""
+    if MODELS[name].inputs == "flat":
+        return images.reshape(len(images), -1)
+    return images[:, None]

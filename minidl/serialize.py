@@ -5,11 +5,17 @@ a JSON description stored beside them, which keeps dict key types (optimizer sta
 int), tuples and big integers (random-generator states). Files are written atomically: to a
 temporary file in the same folder, flushed to disk, then renamed over the target, so an
 interrupted save never destroys the previous checkpoint.
+
+Loading trusts nothing in the file: no object is ever unpickled, and every array's declared
+shape and dtype are checked against the bytes the archive holds *before* it is allocated, so a
+crafted file cannot make load() reserve absurd amounts of memory. Any problem is a ValueError
+naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -74,17 +80,47 @@ def save(obj, path) -> Path:
     return path
 
 
+def _check_members(archive: zipfile.ZipFile) -> None:
+    """Every member is a .npy array of a plain dtype whose header agrees with its size."""
+    for info in archive.infolist():
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+            declared = math.prod(shape) * dtype.itemsize
+            if dtype.hasobject or declared != info.file_size - f.tell():
+                raise ValueError(f"member {info.filename} declares {shape} of {dtype} "
+                                 f"({declared} bytes) but holds {info.file_size - f.tell()}")
+
+
 def load(path):
-    """Read an object written by `save` (arrays come back as NumPy arrays)."""
+    """Read an object written by `save` (arrays come back as NumPy arrays).
+
+    FileNotFoundError when there is no file; ValueError for anything else that is not a
+    checkpoint written by `save` (a folder, an empty, truncated, corrupt or crafted file).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"cannot read {path}: the file is empty")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz starts with a zip member
+            raise ValueError(f"cannot read {path}: not a checkpoint (not an .npz archive)")
     try:
+        with zipfile.ZipFile(path) as archive:
+            _check_members(archive)
         with np.load(path, allow_pickle=False) as data:
             if _TREE not in data.files:
                 raise KeyError(f"no {_TREE} entry")
             arrays = {k: data[k] for k in data.files if k != _TREE}
             tree = json.loads(data[_TREE].tobytes().decode())
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        return _decode(tree, arrays)
+    except RecursionError:
+        raise ValueError(f"cannot read {path}: its structure is nested too deeply") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError,
+            zipfile.BadZipFile) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ValueError(f"cannot read {path}: the file is corrupt or truncated ({e})") from e
-    return _decode(tree, arrays)

@@ -175,12 +175,12 @@ def test_gpu_training_steps_never_synchronize(mnist, name):
     import cupyx  # noqa: PLC0415
 
     from minidl.data import DataLoader  # noqa: PLC0415
-    from minidl.train import _step_fn  # noqa: PLC0415
+    from minidl.train import train_step  # noqa: PLC0415
 
     (xtr, ytr), _ = mnist
     md.manual_seed(0)
     model = mlp(hidden=(16,)).to("cuda")
-    step = _step_fn(model, HOT_OPTIMIZERS[name](model), md.cross_entropy)
+    step = train_step(model, HOT_OPTIMIZERS[name](model), md.cross_entropy)
     batches = list(DataLoader(xtr[:500], ytr[:500], batch_size=50, device="cuda"))
     step(*batches[0])  # first step: lazy state, kernel compilation
     backend.synchronize("cuda")
@@ -247,7 +247,7 @@ def test_real_ctrl_c_during_the_end_of_epoch_evaluation_saves_that_epoch(mnist, 
         return forward(x)
     object.__setattr__(model, "forward", forward_hit_during_evaluation)
     try:
-        h_cut = fit(model, SGD(model, lr=0.05, momentum=0.9), (xtr, ytr), 2, test=test,
+        h_cut = fit(model, _SignalingSGD(model, lr=0.05, momentum=0.9), (xtr, ytr), 2, test=test,
                     out=tmp_path / "b", progress=False, batch_size=64, eval_train=False)
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C escaped fit()")

@@ -12,7 +12,10 @@ the file name. Every problem with a file (bad magic, unknown dtype code, wrong p
 corrupt gzip stream, hash mismatch) raises `DataError` naming the file and what is wrong.
 
 Reading decompresses a file exactly once: `read_idx_with_hash` hashes and parses the same
-bytes, so checking a file against its SHA-256 costs no second decompression.
+bytes, so checking a file against its SHA-256 costs no second decompression. It reads the
+header first and refuses a bad one before decompressing the payload, and never decompresses
+more than the header announces (plus one byte, to detect trailing data): a small gzip that
+expands to gigabytes costs no more memory than its header claims.
 """
 
 from __future__ import annotations
@@ -69,6 +72,24 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     `source` names the data in error messages (a file path). The result is read-only (for
     1-byte dtypes it is a view of `data`, not a copy); copy it to modify it.
     """
+    dtype, dims, offset = _parse_header(data, source)
+    expected = math.prod(dims) * dtype.itemsize
+    got = len(data) - offset
+    if got != expected:
+        what = "truncated" if got < expected else "trailing data"
+        raise DataError(
+            f"{source}: {what}: shape {dims} of {dtype.name} needs a payload of {expected} "
+            f"bytes ({expected + offset} with the header), got {got}"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=offset).reshape(dims)
+    if dtype.itemsize > 1:
+        array = array.astype(dtype.newbyteorder("="))
+    array.flags.writeable = False
+    return array
+
+
+def _parse_header(data: bytes, source: str) -> tuple[np.dtype, tuple, int]:
+    """(payload dtype, dims, header length) from the first bytes of an IDX file."""
     if len(data) < 4:
         raise DataError(f"{source}: truncated header: {len(data)} bytes, need at least 4")
     if data[0] != 0 or data[1] != 0:
@@ -88,20 +109,24 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
             f"{source}: truncated header: {ndim} dimensions need {offset} bytes, got {len(data)}"
         )
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = IDX_DTYPES[code]
-    expected = math.prod(dims) * dtype.itemsize
-    got = len(data) - offset
-    if got != expected:
-        what = "truncated" if got < expected else "trailing data"
-        raise DataError(
-            f"{source}: {what}: shape {dims} of {dtype.name} needs a payload of {expected} "
-            f"bytes ({expected + offset} with the header), got {got}"
-        )
-    array = np.frombuffer(data, dtype=dtype, offset=offset).reshape(dims)
-    if dtype.itemsize > 1:
-        array = array.astype(dtype.newbyteorder("="))
-    array.flags.writeable = False
-    return array
+    return IDX_DTYPES[code], dims, offset
+
+
+def _read_checked(path) -> bytes:
+    """The uncompressed bytes of an IDX file, read header first: a bad header is refused
+    from the first bytes, and at most the announced payload plus one byte is decompressed."""
+    source = os.fspath(path)
+    with open(path, "rb") as raw:
+        f = gzip.GzipFile(fileobj=raw) if raw.read(2) == GZIP_MAGIC else raw
+        raw.seek(0)
+        try:
+            head = f.read(4)
+            if len(head) == 4 and head[:2] == b"\0\0":
+                head += f.read(4 * head[3])
+            dtype, dims, _ = _parse_header(head, source)
+            return head + f.read(math.prod(dims) * dtype.itemsize + 1)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise DataError(f"{source}: corrupt gzip stream ({exc})") from exc
 
 
 def read_idx_with_hash(path: str | os.PathLike) -> tuple[np.ndarray, str]:
@@ -109,7 +134,7 @@ def read_idx_with_hash(path: str | os.PathLike) -> tuple[np.ndarray, str]:
 
     The array is read-only, as from `parse_idx`.
     """
-    data = read_idx_bytes(path)
+    data = _read_checked(path)
     array = parse_idx(data, os.fspath(path))
     return array, hashlib.sha256(data).hexdigest()
 

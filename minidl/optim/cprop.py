@@ -51,6 +51,8 @@ class CProp:
     usual). state: CProp's own, per parameter: step, exp_avg (m), exp_avg_sq (v).
     """
 
+    needs_closure = False  # like any Optimizer's, read by training loops
+
     def __init__(self, base_optimizer, beta: float = 0.999, c: float = 1.0, eps: float = 1e-8,
                  cdf: str = "bft"):
         if not hasattr(base_optimizer, "param_groups") or not hasattr(base_optimizer, "step"):

@@ -55,6 +55,7 @@ class Optimizer:
     defaults: the hyperparameters every group gets unless it overrides them.
     """
 
+    needs_closure = False  # True where step() must re-evaluate the loss (LBFGS)
     coupled_weight_decay = True  # False where the algorithm decouples decay (AdamW)
     fused: bool | None = False  # None or True where a subclass has GPU kernels (see use_fused)
 
