@@ -13,6 +13,7 @@ Devices are the strings ``'cpu'`` (NumPy) and ``'cuda'`` (CuPy, current GPU).
 from __future__ import annotations
 
 import contextlib
+import sys
 import types
 from typing import Iterator, NamedTuple
 
@@ -21,6 +22,7 @@ import numpy as np
 DEVICES = ("cpu", "cuda")
 
 _cupy_module: types.ModuleType | None = None
+_cupyx_module: types.ModuleType | None = None
 _cupy_tried = False
 _default_dtype = np.dtype(np.float32)
 _rngs: dict[str, object] = {}
@@ -34,21 +36,40 @@ _kernels: dict[tuple, object] = {}  # built ElementwiseKernels, keyed by their s
 
 def _cupy() -> types.ModuleType | None:
     """Import CuPy once, on first need; None when it is not installed or fails to import."""
-    global _cupy_module, _cupy_tried
+    global _cupy_module, _cupyx_module, _cupy_tried
     if not _cupy_tried:
         _cupy_tried = True
         try:
             import cupy  # noqa: PLC0415  (lazy on purpose: importing minidl starts no device)
+            import cupyx  # noqa: PLC0415
 
-            _cupy_module = cupy
+            _cupy_module, _cupyx_module = cupy, cupyx
         except Exception:  # ImportError, or a CUDA library that fails to load
             _cupy_module = None
     return _cupy_module
 
 
+def set_cuda_backend(cupy_module: types.ModuleType | None,
+                     cupyx_module: types.ModuleType | None = None) -> None:
+    """Serve device 'cuda' with the given modules instead of importing CuPy.
+
+    `cupy_module` must present CuPy's array API (its `ndarray` type, array functions, `random`,
+    `cuda`, `ElementwiseKernel`) and `cupyx_module` cupyx's `scatter_add`. minidl's test suite
+    uses this to run its GPU half on a strict CuPy emulation (tests/cupy_standin) when no GPU is
+    usable. None restores the default: CuPy, imported lazily on first need.
+    """
+    global _cupy_module, _cupyx_module, _cupy_tried
+    _cupy_module, _cupyx_module = cupy_module, cupyx_module
+    _cupy_tried = cupy_module is not None
+    _rngs.pop("cuda", None)
+    _kernels.clear()
+
+
 def is_cupy_array(a) -> bool:
-    """True when `a` is a CuPy ndarray (checked without importing CuPy)."""
-    return type(a).__module__.startswith("cupy")
+    """True when `a` is an array of the 'cuda' module (CuPy's ndarray), checked without
+    importing CuPy: an array of a module nobody imported cannot exist."""
+    cp = _cupy_module if _cupy_tried else sys.modules.get("cupy")
+    return cp is not None and isinstance(a, cp.ndarray)
 
 
 def xp_of(*arrays) -> types.ModuleType:
@@ -196,9 +217,8 @@ def set_rng_state(state: dict) -> None:
 def scatter_add(target, index, values) -> None:
     """In place: target[index] += values, adding repeated indices up (numpy.add.at semantics)."""
     if is_cupy_array(target):
-        import cupyx  # noqa: PLC0415
-
-        cupyx.scatter_add(target, index, values)
+        _cupy()
+        _cupyx_module.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
 

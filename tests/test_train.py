@@ -14,6 +14,7 @@ from minidl.optim.adam import Adam
 from minidl.optim.adas import Adas
 from minidl.optim.sgd import SGD
 from minidl.train import CHECKPOINT, History, evaluate, fit
+from tests.conftest import cupyx_module
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +173,7 @@ def test_gpu_training_steps_never_synchronize(mnist, name):
     any such synchronisation raises, so training steps, the optimizer's included, make none."""
     if not backend.gpu_available():
         pytest.skip("no GPU: CuPy is not installed or sees no CUDA device")
-    import cupyx  # noqa: PLC0415
-
+    cupyx = cupyx_module()
     from minidl.data import DataLoader  # noqa: PLC0415
     from minidl.train import _step_fn  # noqa: PLC0415
 
