@@ -322,9 +322,10 @@ class Tensor:
             fn = t._ctx
             if fn is None or t._retain:
                 if t.grad is None:
-                    # own the array: a backward may hand out read-only broadcast views, or one
-                    # array to several inputs, and users may scale .grad in place
-                    if id(g) in given or not getattr(g.flags, "writeable", True):
+                    # own the array: a backward may hand out broadcast views (zero strides;
+                    # CuPy's flags have no `writeable` to tell), or one array to several
+                    # inputs, and users may scale .grad in place
+                    if id(g) in given or not (g.flags.c_contiguous and g.flags.owndata):
                         g = g.copy()
                     given.add(id(g))
                     t.grad = g

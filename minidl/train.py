@@ -91,6 +91,10 @@ def evaluate(model, x, y, batch_size: int = 1000) -> dict:
     copy per call). Returns {'loss', 'acc', 'errors', 'n'}.
     """
     was_training = model.training
+    params = list(model.parameters())
+    if params:  # the model's device: host inputs are copied there once
+        device = backend.device_of(params[0].data)
+        x, y = backend.to_device(x, device), backend.to_device(y, device)
     model.eval()
     xp = backend.xp_of(x)
     loss_sum = xp.zeros((), dtype=np.float64)
@@ -190,8 +194,8 @@ def fit(model, optimizer, train, epochs: int, *, test=None, batch_size: int = 32
         train[0], train[1], batch_size=batch_size, shuffle=shuffle, seed=seed, device=device)
     device = loader.device
     x_eval, y_eval = loader.x, loader.y  # already on the device
-    test = None if test is None else tuple(backend.to_device(np.asarray(a), device)
-                                           for a in test)
+    # host or device arrays alike; np.asarray would refuse (CuPy) or copy a device array
+    test = None if test is None else tuple(backend.to_device(a, device) for a in test)
     out = Path(out) if out is not None else None
     history = History()
     skip, online = 0, (0.0, 0, 0)

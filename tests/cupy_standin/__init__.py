@@ -19,8 +19,8 @@ change. It is as strict as CuPy, and stricter where CuPy would merely be slow:
   `int(a)`, `float(a)` and `bool(a)` on a one-element array: a synchronizing read.
 * `ElementwiseKernel` bodies are compiled by g++ (tests/cpu_kernels.py) and run per element.
 
-Random streams differ from real CuPy's (they are NumPy's); minidl's own draws do not depend
-on them.
+Random streams of `cupy.random` differ from NumPy's (as real CuPy's do) and from real
+CuPy's.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np
 
 _CUPY_NAMES = frozenset(Path(__file__).with_name("cupy_names.txt").read_text().split())
 _reads = 0
+_writes = 0
 _sync_allowed = True
 
 
@@ -45,6 +46,17 @@ class DeviceSynchronized(RuntimeError):
 def host_reads() -> int:
     """Device-to-host reads made so far."""
     return _reads
+
+
+def host_writes() -> int:
+    """Host-to-device copies (`asarray`/`array` of host data) made so far."""
+    return _writes
+
+
+def _from_host(a, **kwargs) -> ndarray:
+    global _writes
+    _writes += 1
+    return ndarray(np.array(_operand_host(a), copy=True, **kwargs))
 
 
 def _read(a: np.ndarray) -> np.ndarray:
@@ -299,14 +311,13 @@ def asarray(a, dtype=None, order=None, *, blocking=False):
     """Host (or device) data as a device array; a NumPy array is copied to the device."""
     if isinstance(a, ndarray):
         return a if dtype is None or a.dtype == dtype else a.astype(dtype)
-    return ndarray(np.array(_operand_host(a), dtype=dtype, order=order or "K", copy=True))
+    return _from_host(a, dtype=dtype, order=order or "K")
 
 
 def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False):
     if isinstance(obj, ndarray):
         return ndarray(np.array(obj._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin))
-    return ndarray(np.array(_operand_host(obj), dtype=dtype, copy=True, order=order,
-                            ndmin=ndmin))
+    return _from_host(obj, dtype=dtype, order=order, ndmin=ndmin)
 
 
 def _operand_host(a):
@@ -340,10 +351,11 @@ def get_array_module(*args):
 
 
 class _Generator:
-    """cupy.random.Generator: the methods minidl may call, drawn by NumPy."""
+    """cupy.random.Generator: the methods minidl may call, drawn by NumPy. From the same seed
+    its streams differ from NumPy's, as real CuPy's do (another bit generator)."""
 
     def __init__(self, seed=None):
-        self._g = np.random.default_rng(seed)
+        self._g = np.random.default_rng(None if seed is None else [0xC0BE, seed])
 
     def random(self, size=None, dtype=np.float64, out=None):
         return ndarray(np.asarray(self._g.random(size, dtype=dtype)))
