@@ -355,7 +355,7 @@ class _Generator:
     its streams differ from NumPy's, as real CuPy's do (another bit generator)."""
 
     def __init__(self, seed=None):
-        self._g = np.random.default_rng(None if seed is None else [0xC0BE, seed])
+        self._g = np.random.default_rng(None if seed is None else [0xC0FE, seed])
 
     def random(self, size=None, dtype=np.float64, out=None):
         return ndarray(np.asarray(self._g.random(size, dtype=dtype)))
