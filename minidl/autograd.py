@@ -547,15 +547,13 @@ def ones(xp, shape, dtype):
 @_factory
 def randn(xp, shape, dtype):
     """randn(*shape, ...): standard normal samples from minidl's seeded generator."""
-    rng = backend.get_rng("cuda" if xp is not np else "cpu")
-    return rng.standard_normal(shape, dtype=np.dtype(dtype))
+    return backend.get_rng().standard_normal(shape, dtype, "cuda" if xp is not np else "cpu")
 
 
 @_factory
 def rand(xp, shape, dtype):
     """rand(*shape, ...): uniform samples in [0, 1) from minidl's seeded generator."""
-    rng = backend.get_rng("cuda" if xp is not np else "cpu")
-    return rng.random(shape, dtype=np.dtype(dtype))
+    return backend.get_rng().random(shape, dtype, "cuda" if xp is not np else "cpu")
 
 
 from minidl import ops  # noqa: E402  (ops builds on Function and Tensor defined above)

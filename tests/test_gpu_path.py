@@ -62,7 +62,6 @@ def test_batchnorm_cumulative_average_reads_nothing_back():
     np.testing.assert_allclose(backend.to_numpy(bn.running_mean), xs.mean(0), rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 item 5 open: Santa draws noise on the host")
 def test_santa_draws_its_noise_on_the_device():
     if not on_standin():
         pytest.skip("counts host-to-device copies through the stand-in")
@@ -79,8 +78,6 @@ def test_santa_draws_its_noise_on_the_device():
     assert cupy_standin.host_writes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 item 6 open: one generator per device, "
-                   "not yet a counter-based stream shared by both")
 @pytest.mark.parametrize("init", ["torch", "he_normal", "glorot_uniform"])
 def test_initial_weights_are_the_same_on_both_devices(init):
     """Built directly on 'cuda' from the same seed: the CPU's weights (uniform draws bit for bit;
@@ -93,8 +90,6 @@ def test_initial_weights_are_the_same_on_both_devices(init):
     np.testing.assert_allclose(weights["cuda"], weights["cpu"], rtol=1e-6, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 item 6 open: one generator per device, "
-                   "not yet a counter-based stream shared by both")
 def test_dropout_masks_are_the_same_on_both_devices():
     x = np.ones((64, 32), np.float32)
     masks = {}

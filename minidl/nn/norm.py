@@ -79,7 +79,7 @@ class BatchNorm2d(_BatchNorm):
 class Dropout(Module):
     """Inverted dropout (ops.dropout): in training zero each element with probability p and
     scale the rest by 1/(1 - p); the identity in eval mode. Masks come from
-    minidl.backend.get_rng(device), so manual_seed makes them reproducible."""
+    minidl.backend.get_rng(), so manual_seed makes them reproducible on either device."""
 
     def __init__(self, p: float = 0.5):
         super().__init__()

@@ -424,14 +424,14 @@ def dropout(x, p: float, training: bool, rng=None) -> Tensor:
     with probability p and the survivors are scaled by 1 / (1 - p), so that E[z] = x and eval
     needs no rescaling. Identity (x itself) in eval or when p == 0.
 
-    rng: the generator for the mask (default: minidl.backend.get_rng of x's device).
+    rng: the minidl.backend.Generator of the mask (default: minidl's stream, get_rng()).
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
     data = x.data if isinstance(x, Tensor) else x
-    rng = backend.get_rng(backend.device_of(data)) if rng is None else rng
-    mask = (rng.random(data.shape, dtype=data.dtype) >= p).astype(data.dtype)
+    rng = backend.get_rng() if rng is None else rng
+    mask = (rng.random(data.shape, data.dtype, backend.device_of(data)) >= p).astype(data.dtype)
     mask *= 1.0 / (1.0 - p)
     return Dropout.apply(x, mask=mask)
