@@ -3,6 +3,7 @@
 Each of the first tests pins a defect the stand-in found in code the per-op tests never ran on
 'cuda': evaluation inside fit, host inputs to evaluate, broadcast-view gradients, host reads in
 BatchNorm, Santa's host-drawn noise, and random streams that differed between devices.
+tests/test_gpu_training.py trains end to end on 'cuda'.
 """
 
 import numpy as np
@@ -76,6 +77,8 @@ def test_santa_draws_its_noise_on_the_device():
     for _ in range(3):
         opt.step()
     assert cupy_standin.host_writes() == before
+    # the noise generator's whole state: its seed and how many draws it made (u_0 and 4 steps)
+    assert opt.state_dict()["rng"] == {"seed": opt.seed, "counter": 5}
 
 
 @pytest.mark.parametrize("init", ["torch", "he_normal", "glorot_uniform"])
