@@ -101,3 +101,22 @@ def test_dropout_masks_are_the_same_on_both_devices():
         out = md.ops.dropout(md.Tensor(backend.to_device(x, device)), 0.5, True)
         masks[device] = backend.to_numpy(out.data)
     np.testing.assert_array_equal(masks["cuda"], masks["cpu"])
+
+
+def test_adas_without_eps_stays_bounded_where_squared_gradients_underflow(device):
+    """eps = 0 (ADAS's C++ default) where g^2 underflows: below about 1e-19 in float32, and on
+    a GPU, whose float32 kernels flush denormals to zero, wherever g^2 is denormal. Then sqrt(a)
+    is 0 while g is not; N(g) = g * corr / sqrt(a) is +-1 at the first step in exact arithmetic,
+    so no weight may move by more than its step size s, on the NumPy path and in the kernel."""
+    from minidl.optim.adas import Adas
+
+    layer = nn.Dense(4, 3, device=device)
+    before = [backend.to_numpy(p.data).copy() for p in layer.parameters()]
+    opt = Adas(layer, eps=0.0, lr=0.01, offsets=False, batch_size=4)
+    for g in (1e-30, 3e-21, 1e-40):  # the last is a float32 denormal itself
+        for p in layer.parameters():
+            p.grad = backend.to_device(np.full(p.shape, g, np.float32), device)
+        opt.step()
+    for p, p0 in zip(layer.parameters(), before):
+        moved = np.abs(backend.to_numpy(p.data) - p0)
+        assert np.all(np.isfinite(moved)) and moved.max() <= 3 * 0.01 * 1.01
