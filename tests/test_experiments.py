@@ -95,3 +95,14 @@ def test_bench_gpu_runs_on_the_cpu_alone(tmp_path):
     text = _run("bench_gpu.py", "--batch-sizes", "128", "--max-steps", "5", "--out",
                 str(tmp_path))
     assert "MLP epoch, batch 128" in text
+
+
+def test_gpu_check_without_a_gpu_says_so_in_one_line(tmp_path):
+    from tests.conftest import CUDA
+
+    if CUDA["mode"] == "gpu":
+        pytest.skip("a GPU is present: gpu_check.py would run its checks")
+    done = run_experiment("gpu_check.py", "--out", str(tmp_path / "check"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "no GPU" in done.stderr
+    assert not (tmp_path / "check").exists()
