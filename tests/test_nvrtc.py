@@ -1,5 +1,5 @@
 """Every fused GPU kernel compiles with NVRTC, as CuPy compiles it, for the GPUs CuPy's CUDA 12
-wheels support, with backend.KERNEL_OPTIONS (no FMA contraction). No GPU is needed: NVRTC is a
+wheels support, with backend.KERNEL_OPTIONS (no FMA contraction) and CuPy's own -ftz=true. No GPU is needed: NVRTC is a
 library (`pip install 'minidl[nvrtc]'` brings CuPy and NVRTC; .ci/run installs it). Skipped,
 with the reason, where CuPy or NVRTC cannot be loaded.
 
@@ -94,8 +94,9 @@ def test_every_fused_kernel_compiles_with_nvrtc(cc):
         pytest.skip(f"the installed NVRTC does not know sm_{cc}")
     program = nvrtc.createProgram(translation_unit(), "minidl_kernels.cu", (), ())
     cccl = os.path.join(include, "cupy", "_cccl")  # CuPy's bundled thrust, as CuPy passes it
-    options = (*backend.KERNEL_OPTIONS, f"-I{include}", f"-I{cccl}/thrust", f"-I{cccl}/cub",
-               f"-I{cccl}/libcudacxx", "--std=c++17", f"-arch=compute_{cc}")
+    # -ftz=true: CuPy adds it to every kernel it compiles (float32 denormals flush to zero)
+    options = (*backend.KERNEL_OPTIONS, "-ftz=true", f"-I{include}", f"-I{cccl}/thrust",
+               f"-I{cccl}/cub", f"-I{cccl}/libcudacxx", "--std=c++17", f"-arch=compute_{cc}")
     try:
         nvrtc.compileProgram(program, options)
     except nvrtc.NVRTCError as e:
