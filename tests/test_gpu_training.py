@@ -17,6 +17,7 @@ from minidl.optim import OPTIMIZERS
 from minidl.optim.sgd import SGD
 from minidl.train import CHECKPOINT, fit
 from tests.conftest import CUDA, minidl_command, on_standin
+from tests.train_harness import interrupt_forward
 
 pytestmark = pytest.mark.skipif(CUDA["mode"] is None, reason="'cuda' is switched off (no GPU "
                                 "and --no-cupy-standin / MINIDL_TEST_CUPY=off)")
@@ -38,14 +39,7 @@ def _fit(data, out, epochs, resume=False, interrupt_at=None, test=None):
     md.manual_seed(0)
     model = _dropout_mlp().to("cuda")
     if interrupt_at is not None:
-        forward, calls = model.forward, {"n": 0}
-
-        def flaky(x):
-            calls["n"] += 1
-            if calls["n"] == interrupt_at:
-                raise KeyboardInterrupt
-            return forward(x)
-        object.__setattr__(model, "forward", flaky)
+        interrupt_forward(model, interrupt_at)
     h = fit(model, SGD(model, lr=0.05, momentum=0.9), data, epochs, batch_size=100, test=test,
             out=out, resume=resume, progress=False, eval_train=False, device="cuda")
     return model, h
