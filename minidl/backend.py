@@ -245,6 +245,11 @@ class Generator:
 
     def set_state(self, state: dict) -> None:
         """Continue from a `get_state` snapshot."""
+        if not isinstance(state, dict) or set(state) != {"seed", "counter"}:
+            raise ValueError("a random state is {'seed': int, 'counter': int} (from "
+                             f"Generator.get_state / rng_state), got {state!r:.80}: a "
+                             "checkpoint of an older minidl (NumPy generator states) cannot "
+                             "continue its random stream")
         self.manual_seed(state["seed"])
         self.counter = int(state["counter"])
 

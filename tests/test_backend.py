@@ -147,6 +147,8 @@ def test_generator_validates_its_seed():
     with pytest.raises(ValueError, match="tpu"):
         backend.Generator(0).random(3, device="tpu")
     assert backend.get_rng() is backend.get_rng()  # one stream, drawn from in sequence
+    with pytest.raises(ValueError, match="older minidl"):
+        backend.set_rng_state({"seed": 0, "cpu": {"bit_generator": "PCG64"}})
 
 
 def test_rng_state_round_trip():

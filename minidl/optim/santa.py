@@ -153,9 +153,10 @@ class _Santa(Optimizer):
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
+        rng = backend.Generator(0)
+        rng.set_state(state_dict["rng"])  # checked before anything is loaded
         super().load_state_dict(state_dict)
-        self.rng.set_state(state_dict["rng"])
-        self.seed = self.rng.seed
+        self.rng, self.seed = rng, rng.seed
 
 
 class SantaE(_Santa):
