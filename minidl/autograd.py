@@ -397,9 +397,10 @@ class Tensor:
             fn = t._ctx
             if fn is None or t._retain:
                 if t.grad is None:
-                    # own the array: a backward may hand out read-only broadcast views, or one
-                    # array to several inputs, and users may scale .grad in place
-                    if id(g) in given or not getattr(g.flags, "writeable", True):
+                    # own the array: a backward may hand out broadcast views (zero strides;
+                    # CuPy's flags have no `writeable` to tell), or one array to several
+                    # inputs, and users may scale .grad in place
+                    if id(g) in given or not (g.flags.c_contiguous and g.flags.owndata):
                         g = g.copy()
                     given.add(id(g))
                     t.grad = g
@@ -604,15 +605,13 @@ def ones(xp, shape, dtype):
 @_factory
 def randn(xp, shape, dtype):
     """randn(*shape, ...): standard normal samples from minidl's seeded generator."""
-    rng = backend.get_rng("cuda" if xp is not np else "cpu")
-    return rng.standard_normal(shape, dtype=np.dtype(dtype))
+    return backend.get_rng().standard_normal(shape, dtype, "cuda" if xp is not np else "cpu")
 
 
 @_factory
 def rand(xp, shape, dtype):
     """rand(*shape, ...): uniform samples in [0, 1) from minidl's seeded generator."""
-    rng = backend.get_rng("cuda" if xp is not np else "cpu")
-    return rng.random(shape, dtype=np.dtype(dtype))
+    return backend.get_rng().random(shape, dtype, "cuda" if xp is not np else "cpu")
 
 
 from minidl import ops  # noqa: E402  (ops builds on Function and Tensor defined above)

@@ -13,6 +13,8 @@ Devices are the strings ``'cpu'`` (NumPy) and ``'cuda'`` (CuPy, current GPU).
 from __future__ import annotations
 
 import contextlib
+import math
+import sys
 import types
 from typing import Iterator, NamedTuple
 
@@ -21,10 +23,9 @@ import numpy as np
 DEVICES = ("cpu", "cuda")
 
 _cupy_module: types.ModuleType | None = None
+_cupyx_module: types.ModuleType | None = None
 _cupy_tried = False
 _default_dtype = np.dtype(np.float32)
-_rngs: dict[str, object] = {}
-_seed: int | None = None
 _transfers = 0  # device-to-host copies since start (see to_numpy)
 _kernels: dict[tuple, object] = {}  # built ElementwiseKernels, keyed by their source
 
@@ -34,21 +35,39 @@ _kernels: dict[tuple, object] = {}  # built ElementwiseKernels, keyed by their s
 
 def _cupy() -> types.ModuleType | None:
     """Import CuPy once, on first need; None when it is not installed or fails to import."""
-    global _cupy_module, _cupy_tried
+    global _cupy_module, _cupyx_module, _cupy_tried
     if not _cupy_tried:
         _cupy_tried = True
         try:
             import cupy  # noqa: PLC0415  (lazy on purpose: importing minidl starts no device)
+            import cupyx  # noqa: PLC0415
 
-            _cupy_module = cupy
+            _cupy_module, _cupyx_module = cupy, cupyx
         except Exception:  # ImportError, or a CUDA library that fails to load
             _cupy_module = None
     return _cupy_module
 
 
+def set_cuda_backend(cupy_module: types.ModuleType | None,
+                     cupyx_module: types.ModuleType | None = None) -> None:
+    """Serve device 'cuda' with the given modules instead of importing CuPy.
+
+    `cupy_module` must present CuPy's array API (its `ndarray` type, array functions, `random`,
+    `cuda`, `ElementwiseKernel`) and `cupyx_module` cupyx's `scatter_add`. minidl's test suite
+    uses this to run its GPU half on a strict CuPy emulation (tests/cupy_standin) when no GPU is
+    usable. None restores the default: CuPy, imported lazily on first need.
+    """
+    global _cupy_module, _cupyx_module, _cupy_tried
+    _cupy_module, _cupyx_module = cupy_module, cupyx_module
+    _cupy_tried = cupy_module is not None
+    _kernels.clear()
+
+
 def is_cupy_array(a) -> bool:
-    """True when `a` is a CuPy ndarray (checked without importing CuPy)."""
-    return type(a).__module__.startswith("cupy")
+    """True when `a` is an array of the 'cuda' module (CuPy's ndarray), checked without
+    importing CuPy: an array of a module nobody imported cannot exist."""
+    cp = _cupy_module if _cupy_tried else sys.modules.get("cupy")
+    return cp is not None and isinstance(a, cp.ndarray)
 
 
 def xp_of(*arrays) -> types.ModuleType:
@@ -162,43 +181,169 @@ def default_dtype(dtype) -> Iterator[None]:
 
 # --------------------------------------------------------------------------- random numbers
 
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / golden ratio, odd: splitmix64's increment
+
+
+def _mix64(z: int) -> int:
+    """splitmix64's output function (Steele, Lea & Flood 2014, "Fast splittable pseudorandom
+    number generators", OOPSLA; constants of Stafford's Mix13) on a Python int: a bijection of
+    the 64-bit integers whose every output bit depends on every input bit."""
+    z &= _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _mix64_array(xp, z):
+    """_mix64 elementwise on a uint64 array, in place. Integer multiplication wraps modulo
+    2^64 and shifts are logical on both NumPy and CuPy, so the bits are the same on both."""
+    u64 = np.uint64
+    z ^= z >> u64(30)
+    z *= u64(0xBF58476D1CE4E5B9)
+    z ^= z >> u64(27)
+    z *= u64(0x94D049BB133111EB)
+    z ^= z >> u64(31)
+    return z
+
+
+class Generator:
+    """A counter-based random generator (Salmon, Moraes, Dror & Shaw 2011, "Parallel random
+    numbers: as easy as 1, 2, 3", SC'11): element i of draw number c is a pure function of
+    (seed, c, i), computed by the array module of the requested device, so
+
+    * the same seed gives bit-identical uniforms on NumPy and CuPy (normals agree to the last
+      bits of the device's log and cos), and
+    * the whole state is two integers, {'seed', 'counter'}: saving and restoring it resumes the
+      stream exactly, on either device.
+
+    Each draw (one call of `random`, `standard_normal` or `randbits`) takes the next counter
+    value c and the key k = mix(mix(seed) + (c + 1) * G); its element i is the 64-bit word
+    w_i = mix(k + (i + 1) * G) (splitmix64: mix is `_mix64`, G = 0x9E3779B97F4A7C15, all
+    arithmetic modulo 2^64). Uniforms on [0, 1) are the top 24 (float32) or 53 (float64) bits
+    of w_i times 2^-24 or 2^-53, exact in the float type. Normals pair the words of one draw
+    (Box & Muller 1958): for j = 0, 1, ..., with u = uniform(w_2j), v = uniform(w_2j+1),
+        r = sqrt(-2 log(1 - u)),  z_2j = r cos(2 pi v),  z_2j+1 = r sin(2 pi v)
+    (1 - u lies in (0, 1], so the log is finite; |z| stays below 5.8 in float32 and 8.6 in
+    float64, a truncation of probability < 1e-8).
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.manual_seed(np.random.SeedSequence().entropy & _MASK64 if seed is None else seed)
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Restart the stream at counter 0 from `seed` (a non-negative integer < 2^64)."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+                or not 0 <= seed <= _MASK64:
+            raise ValueError(f"seed must be an integer in [0, 2^64), got {seed!r}")
+        self.seed, self.counter = int(seed), 0
+        return self
+
+    def get_state(self) -> dict:
+        """{'seed': int, 'counter': int}: everything the stream depends on (picklable)."""
+        return {"seed": self.seed, "counter": self.counter}
+
+    def set_state(self, state: dict) -> None:
+        """Continue from a `get_state` snapshot."""
+        if not isinstance(state, dict) or set(state) != {"seed", "counter"}:
+            raise ValueError("a random state is {'seed': int, 'counter': int} (from "
+                             f"Generator.get_state / rng_state), got {state!r:.80}: a "
+                             "checkpoint of an older minidl (NumPy generator states) cannot "
+                             "continue its random stream")
+        self.manual_seed(state["seed"])
+        self.counter = int(state["counter"])
+
+    def _key(self) -> int:
+        key = _mix64(_mix64(self.seed) + (self.counter + 1) * _GOLDEN)
+        self.counter += 1
+        return key
+
+    def _words(self, n: int, device: str):
+        """The n uint64 words of the next draw, on `device`."""
+        xp = xp_for(device)
+        z = xp.arange(1, n + 1, dtype=np.uint64)
+        z *= np.uint64(_GOLDEN)
+        z += np.uint64(self._key())
+        return _mix64_array(xp, z)
+
+    def randbits(self) -> int:
+        """A 64-bit random integer, computed on the host (for seeding other generators)."""
+        return _mix64(self._key() + _GOLDEN)
+
+    def random(self, shape, dtype=None, device: str = "cpu"):
+        """Uniform samples on [0, 1) of `shape` (default dtype unless given) on `device`."""
+        return _uniform_of(self._words(math.prod(_shape(shape)), device), dtype, shape)
+
+    def standard_normal(self, shape, dtype=None, device: str = "cpu"):
+        """N(0, 1) samples of `shape` (default dtype unless given) on `device`."""
+        shape = _shape(shape)
+        n = math.prod(shape)
+        words = self._words(n + n % 2, device)
+        u = _uniform_of(words[0::2], dtype, -1)
+        v = _uniform_of(words[1::2], dtype, -1)
+        xp = xp_of(u)
+        r = xp.sqrt(-2.0 * xp.log1p(-u))
+        v *= 2.0 * math.pi
+        z = xp.empty(words.shape, dtype=u.dtype)
+        z[0::2] = r * xp.cos(v)
+        z[1::2] = r * xp.sin(v)
+        return z[:n].reshape(shape)
+
+
+def _shape(shape) -> tuple:
+    return (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+
+
+def _uniform_of(words, dtype, shape):
+    """Words to uniforms on [0, 1): their top 24 or 53 bits, scaled exactly."""
+    dt = np.dtype(get_default_dtype() if dtype is None else dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"random floats are float32 or float64, got {dt}")
+    bits = 24 if dt == np.float32 else 53
+    u = (words >> np.uint64(64 - bits)).astype(dt)
+    u *= dt.type(2.0 ** -bits)
+    return u.reshape(shape)
+
+
+_generator = Generator(0)
+_seeded = False
+
 
 def manual_seed(seed: int) -> None:
-    """Seed minidl's random generators (one per device) so that runs are reproducible."""
-    global _seed
-    _seed = int(seed)
-    _rngs.clear()
+    """Seed minidl's random stream (one for every device) so that runs are reproducible."""
+    global _seeded
+    _generator.manual_seed(seed)
+    _seeded = True
 
 
-def get_rng(device: str = "cpu"):
-    """The generator minidl draws from on `device` (numpy or cupy `Generator`).
-
-    Created on first use from the seed of `manual_seed` (fresh entropy if never seeded).
-    """
-    if device not in _rngs:
-        xp = xp_for(device)
-        _rngs[device] = xp.random.default_rng(_seed)
-    return _rngs[device]
+def get_rng() -> Generator:
+    """The Generator minidl draws from (initialisers, dropout, randn/rand, Santa's seed), on
+    every device. Until `manual_seed` is called it starts from a fresh random seed."""
+    global _seeded
+    if not _seeded:
+        _generator.manual_seed(np.random.SeedSequence().entropy & _MASK64)
+        _seeded = True
+    return _generator
 
 
 def rng_state() -> dict:
-    """A picklable snapshot of the CPU generator (saved in checkpoints)."""
-    return {"seed": _seed, "cpu": get_rng("cpu").bit_generator.state}
+    """A picklable snapshot of minidl's random stream, {'seed', 'counter'} (saved in
+    checkpoints; the same on every device)."""
+    return get_rng().get_state()
 
 
 def set_rng_state(state: dict) -> None:
     """Restore a snapshot from `rng_state`."""
-    global _seed
-    _seed = state.get("seed")
-    get_rng("cpu").bit_generator.state = state["cpu"]
+    global _seeded
+    _generator.set_state(state)
+    _seeded = True
 
 
 def scatter_add(target, index, values) -> None:
     """In place: target[index] += values, adding repeated indices up (numpy.add.at semantics)."""
     if is_cupy_array(target):
-        import cupyx  # noqa: PLC0415
-
-        cupyx.scatter_add(target, index, values)
+        _cupy()
+        _cupyx_module.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
 

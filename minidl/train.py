@@ -98,6 +98,10 @@ def evaluate(model, x, y, batch_size: int = 1000) -> dict:
         raise ValueError(f"evaluate needs samples and one label each: got {n} inputs and "
                          f"{len(y)} labels")
     was_training = model.training
+    params = list(model.parameters())
+    if params:  # the model's device: host inputs are copied there once
+        device = backend.device_of(params[0].data)
+        x, y = backend.to_device(x, device), backend.to_device(y, device)
     model.eval()
     xp = backend.xp_of(x)
     loss_sum = xp.zeros((), dtype=np.float64)
@@ -276,7 +280,9 @@ def _test_arrays(test, loader):
     """The test set on the loader's device, checked against the training inputs' shape."""
     if test is None:
         return None
-    x, y = (backend.to_device(np.asarray(a), loader.device) for a in test)
+    # host or device arrays alike; np.asarray would refuse (CuPy) or copy a device array
+    x, y = (backend.to_device(a if backend.is_cupy_array(a) else np.asarray(a), loader.device)
+            for a in test)
     if len(x) == 0 or len(x) != len(y):
         raise ValueError(f"fit: test set needs samples and one label each, got {len(x)} "
                          f"inputs and {len(y)} labels")

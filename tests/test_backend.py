@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 import minidl
 from minidl import backend
+from tests.rng_reference import reference_normals, reference_uniforms, reference_words
 
 
 def test_xp_of_and_device_of(device, xp):
@@ -96,21 +98,57 @@ def test_manual_seed_makes_draws_reproducible(device):
     np.testing.assert_array_equal(u.numpy(), v.numpy())
     minidl.manual_seed(124)
     assert not np.array_equal(minidl.randn(3, 4, device=device).numpy(), a.numpy())
-    if device == "cpu":  # the CPU generator is NumPy's default_rng seeded with the seed
-        minidl.manual_seed(7)
-        expected = np.random.default_rng(7).standard_normal((2, 2), dtype=np.float32)
-        np.testing.assert_array_equal(minidl.randn(2, 2).numpy(), expected)
 
 
-def test_get_rng_one_generator_per_device(device, xp):
-    minidl.manual_seed(0)
-    rng = backend.get_rng(device)
-    assert backend.get_rng(device) is rng  # one generator, drawn from in sequence
-    assert isinstance(rng, xp.random.Generator)
-    minidl.manual_seed(0)
-    assert backend.get_rng(device) is not rng  # reseeding starts a fresh one
-    with pytest.raises(ValueError):
-        backend.get_rng("tpu")
+def test_random_streams_follow_the_counter_based_scheme(device):
+    """Draw c of seed s is splitmix64 keyed by (s, c): uniforms bit for bit (top 24/53 bits,
+    exact), normals by Box-Muller to the rounding of float32/float64 log, cos and sin."""
+    minidl.manual_seed(7)
+    u32 = minidl.rand(2, 3, device=device).numpy()  # draw 0
+    z32 = minidl.randn(5, device=device).numpy()  # draw 1 (odd length: one sine unused)
+    u64 = minidl.rand(4, dtype="float64", device=device).numpy()  # draw 2
+    z64 = minidl.randn(2, 2, dtype="float64", device=device).numpy()  # draw 3
+    assert u32.dtype == np.float32 and z64.dtype == np.float64 and z64.shape == (2, 2)
+    np.testing.assert_array_equal(u32.ravel(), np.float32(reference_uniforms(7, 0, 6, 24)))
+    np.testing.assert_array_equal(u64, reference_uniforms(7, 2, 4, 53))
+    np.testing.assert_allclose(z32, reference_normals(7, 1, 5, 24), rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(z64.ravel(), reference_normals(7, 3, 4, 53), rtol=1e-13)
+    assert backend.rng_state() == {"seed": 7, "counter": 4}
+    assert backend.get_rng().randbits() == reference_words(7, 4, 1)[0]
+
+
+def test_random_streams_are_the_same_on_both_devices(device):
+    minidl.manual_seed(11)
+    u = minidl.rand(300, device=device).numpy()
+    z = minidl.randn(301, dtype="float64", device=device).numpy()
+    minidl.manual_seed(11)
+    np.testing.assert_array_equal(u, minidl.rand(300).numpy())
+    np.testing.assert_allclose(z, minidl.randn(301, dtype="float64").numpy(), rtol=1e-14)
+
+
+def test_random_stream_statistics():
+    """Moments of 10^6 draws within about 4 standard errors; uniforms fill [0, 1)."""
+    minidl.manual_seed(2)
+    u = minidl.rand(10**6, dtype="float64").numpy()
+    z = minidl.randn(10**6, dtype="float64").numpy()
+    assert 0 <= u.min() < 1e-5 and 1 - 1e-5 < u.max() < 1
+    assert abs(u.mean() - 0.5) < 4 * 0.2887e-3 and abs(u.var() - 1 / 12) < 4 * 0.0745e-3
+    assert abs(z.mean()) < 4e-3 and abs(z.var() - 1) < 4 * 1.414e-3
+    assert abs(np.mean(np.abs(z) > 2) - 0.0455) < 4 * 0.21e-3  # normal tails
+    assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 4e-3  # cos/sin pairs uncorrelated
+
+
+def test_generator_validates_its_seed():
+    for bad in (-1, 2**64, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="seed"):
+            backend.Generator(bad)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        backend.Generator(0).random(3, dtype="int32")
+    with pytest.raises(ValueError, match="tpu"):
+        backend.Generator(0).random(3, device="tpu")
+    assert backend.get_rng() is backend.get_rng()  # one stream, drawn from in sequence
+    with pytest.raises(ValueError, match="older minidl"):
+        backend.set_rng_state({"seed": 0, "cpu": {"bit_generator": "PCG64"}})
 
 
 def test_rng_state_round_trip():

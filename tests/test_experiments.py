@@ -64,9 +64,11 @@ def test_cpp_init_draws_from_the_cpp_range():
     for layer, fan_in in ((model[0], 784), (model[2], 256)):
         bound = 4 / math.sqrt(fan_in + 1)
         for p in (layer.weight, layer.bias):
-            values = p.numpy()
-            assert np.abs(values).max() <= bound
-            assert np.abs(values).max() > 0.9 * bound          # uniform: reaches the edges
+            assert np.abs(p.numpy()).max() <= bound
+        # uniform: reaches the edges (weight and bias together: a 10-element bias alone stays
+        # inside 0.9 * bound with probability 0.9^10 = 0.35)
+        values = np.concatenate([layer.weight.numpy().ravel(), layer.bias.numpy()])
+        assert np.abs(values).max() > 0.9 * bound
         # uniform(-b, b) has standard deviation b / sqrt(3)
         assert layer.weight.numpy().std() == pytest.approx(bound / math.sqrt(3), rel=0.05)
 
@@ -93,3 +95,14 @@ def test_bench_gpu_runs_on_the_cpu_alone(tmp_path):
     text = _run("bench_gpu.py", "--batch-sizes", "128", "--max-steps", "5", "--out",
                 str(tmp_path))
     assert "MLP epoch, batch 128" in text
+
+
+def test_gpu_check_without_a_gpu_says_so_in_one_line(tmp_path):
+    from tests.conftest import CUDA
+
+    if CUDA["mode"] == "gpu":
+        pytest.skip("a GPU is present: gpu_check.py would run its checks")
+    done = run_experiment("gpu_check.py", "--out", str(tmp_path / "check"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "no GPU" in done.stderr
+    assert not (tmp_path / "check").exists()

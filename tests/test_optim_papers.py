@@ -32,6 +32,7 @@ from tests.optim_harness import (
     run,
     zero_gradient_stays_finite,
 )
+from tests.rng_reference import reference_normals
 
 P0 = [1.0, -0.5, 0.25]
 # hand-chosen: mixed signs and sizes; the third element's gradient shrinks, so v decreases
@@ -199,17 +200,22 @@ def adai_oracle(params, grads, lr=1e-3, betas=(0.1, 0.99), eps=1e-3, weight_deca
 def santa_oracle(grads, sss, lr, N, burnin, C, sigma, lambd, gamma, seed, weight_decay=0.0,
                  preconditioner_drift=True):
     """Santa (Alg. 1 / SSS of Chen et al. 2016) with f = N * grad, g_0 = g_1, noise
-    sqrt(2 eta^(3/2) g_{t-1}/beta_t) zeta from a NumPy generator seeded as the optimizer's:
-    u_0 first, then zeta once per exploring step. preconditioner_drift=False drops the
+    sqrt(2 eta^(3/2) g_{t-1}/beta_t) zeta from minidl's counter-based stream seeded as the
+    optimizer's (tests/rng_reference.py): u_0 from draw 0, then zeta from the next draw at
+    each exploring step. preconditioner_drift=False drops the
     (eta/beta)(1 - g_{t-1}/g_t)/u_{t-1} term, as the authors' MATLAB code does."""
-    rng = np.random.default_rng(seed)
+    draws = iter(range(len(grads) + 1))
+
+    def normals():
+        return reference_normals(seed, next(draws), 3, 53)
+
     p = list(P0)
-    u = [math.sqrt(lr) * z for z in rng.standard_normal(3).tolist()]
+    u = [math.sqrt(lr) * z for z in normals()]
     alpha, v, g_prev, out = [math.sqrt(lr) * C] * 3, [0.0] * 3, None, []
     for t, grad in enumerate(grads, start=1):
         beta = t**gamma
         explore = t < burnin
-        zeta = rng.standard_normal(3).tolist() if explore else None
+        zeta = normals() if explore else None
         g_new = []
         for i in range(3):
             f = N * (grad[i] + weight_decay * p[i])

@@ -155,10 +155,20 @@ def test_mnist_race_table_covers_the_registry():
 # ----------------------------------------------------------------------------- docs
 @pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
 def test_docs_code_blocks_run(path, tmp_path, monkeypatch, capsys):
-    """Every ```python block of the page, in order, in one namespace."""
+    """Every ```python block of the page, in order, in one namespace. MNIST is cut to its
+    first 2,000 training and 500 test images: a training example must run, not train well
+    (the README's three epochs on all 60,000 images took most of the suite's time)."""
+    import minidl.data  # noqa: PLC0415
+
     blocks = re.findall(r"^```python\n(.*?)^```", path.read_text(), flags=re.S | re.M)
     assert blocks, f"{path.name} has no python code block"
     monkeypatch.chdir(tmp_path)  # a block may write files (graph.dot, ...)
+    full = minidl.data.load_mnist
+
+    def first_images(*args, **kwargs):
+        (x, y), (x_test, y_test) = full(*args, **kwargs)
+        return (x[:2000], y[:2000]), (x_test[:500], y_test[:500])
+    monkeypatch.setattr(minidl.data, "load_mnist", first_images)
     namespace = {"__name__": f"docs_{path.stem}"}
     for i, block in enumerate(blocks):
         exec(compile(block, f"{path.name}, python block {i + 1}", "exec"), namespace)

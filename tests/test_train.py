@@ -14,6 +14,8 @@ from minidl.optim.adam import Adam
 from minidl.optim.adas import Adas
 from minidl.optim.sgd import SGD
 from minidl.train import CHECKPOINT, History, evaluate, fit
+from tests.conftest import cupyx_module
+from tests.train_harness import interrupt_forward
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +57,8 @@ def _run(xtr, ytr, out, epochs, resume=False, interrupt_at=None):
     md.manual_seed(0)
     model = mlp(hidden=(32,))
     opt = SGD(model, lr=0.05, momentum=0.9)
-    if interrupt_at is not None:  # Ctrl-C in the middle of an epoch
-        forward, calls = model.forward, {"n": 0}
-
-        def flaky(x):
-            calls["n"] += 1
-            if calls["n"] == interrupt_at:
-                raise KeyboardInterrupt
-            return forward(x)
-        object.__setattr__(model, "forward", flaky)
+    if interrupt_at is not None:
+        interrupt_forward(model, interrupt_at)
     h = fit(model, opt, (xtr, ytr), epochs, out=out, resume=resume, progress=False,
             batch_size=64, eval_train=False)
     return model, opt, h
@@ -172,8 +167,7 @@ def test_gpu_training_steps_never_synchronize(mnist, name):
     any such synchronisation raises, so training steps, the optimizer's included, make none."""
     if not backend.gpu_available():
         pytest.skip("no GPU: CuPy is not installed or sees no CUDA device")
-    import cupyx  # noqa: PLC0415
-
+    cupyx = cupyx_module()
     from minidl.data import DataLoader  # noqa: PLC0415
     from minidl.train import train_step  # noqa: PLC0415
 

@@ -1,7 +1,8 @@
 """Weight initialisers: fill a Parameter (or a raw array) in place from minidl's generator.
 
-Each draws from `minidl.backend.get_rng(device)` of the array's device, in the array's dtype,
-so `minidl.manual_seed` makes initialisation reproducible. Fans come from the Parameter's
+Each draws from minidl's counter-based stream (`minidl.backend.get_rng()`) on the array's
+device, in the array's dtype, so `minidl.manual_seed` makes initialisation reproducible and
+the same on 'cpu' and 'cuda'. Fans come from the Parameter's
 `input_axes` (see `fan_in_fan_out`), never from guessing at shapes:
 
     Dense weight (in, out), input_axes (0,):          fan_in = in,          fan_out = out
@@ -57,16 +58,14 @@ def _array(p):
 
 def _fill_normal(p, std: float):
     a = _array(p)
-    rng = backend.get_rng(backend.device_of(a))
-    a[...] = rng.standard_normal(a.shape, dtype=np.dtype(a.dtype)) * std
+    a[...] = backend.get_rng().standard_normal(a.shape, a.dtype, backend.device_of(a)) * std
     return p
 
 
 def uniform(p, bound: float):
     """U(-bound, bound), in p's own dtype and from the generator of p's device."""
     a = _array(p)
-    rng = backend.get_rng(backend.device_of(a))
-    u = rng.random(a.shape, dtype=np.dtype(a.dtype))  # [0, 1) in the array's own dtype
+    u = backend.get_rng().random(a.shape, a.dtype, backend.device_of(a))  # [0, 1), a's dtype
     a[...] = (u * 2.0 - 1.0) * bound
     return p
 

@@ -80,7 +80,7 @@ class Dense(SupportsInputStats, Module):
 
 def _uniform(shape, bound: float, device: str):
     """U(-bound, bound) samples from minidl's generator for `device` (float64, cast on store)."""
-    return (backend.get_rng(device).random(shape) * 2.0 - 1.0) * bound
+    return (backend.get_rng().random(shape, np.float64, device) * 2.0 - 1.0) * bound
 
 
 class ReLU(Module):

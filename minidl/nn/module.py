@@ -172,9 +172,11 @@ class Module:
                 target, what = getattr(*buffers[key]), "buffer"
             else:
                 continue
-            if hasattr(target, "shape") and tuple(np.shape(value)) != tuple(target.shape):
+            # a device array has .shape; np.shape would convert it to NumPy (CuPy refuses)
+            shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+            if hasattr(target, "shape") and shape != tuple(target.shape):
                 raise ValueError(
-                    f"state_dict['{key}'] has shape {tuple(np.shape(value))}, "
+                    f"state_dict['{key}'] has shape {shape}, "
                     f"{what} has shape {tuple(target.shape)}"
                 )
         for key, value in state.items():

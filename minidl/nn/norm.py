@@ -52,8 +52,8 @@ class _BatchNorm(Module):
         momentum = self.momentum
         if self.training:
             self.num_batches_tracked[...] += 1  # in place: rebinding would drop the buffer
-            if momentum is None:
-                momentum = 1.0 / int(self.num_batches_tracked)
+            if momentum is None:  # 1 / count as a device scalar: no host read per step
+                momentum = (1.0 / self.num_batches_tracked).astype(self.running_mean.dtype)
         return batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
                           self.training, momentum, self.eps)
 
@@ -79,7 +79,7 @@ class BatchNorm2d(_BatchNorm):
 class Dropout(Module):
     """Inverted dropout (ops.dropout): in training zero each element with probability p and
     scale the rest by 1/(1 - p); the identity in eval mode. Masks come from
-    minidl.backend.get_rng(device), so manual_seed makes them reproducible."""
+    minidl.backend.get_rng(), so manual_seed makes them reproducible on either device."""
 
     def __init__(self, p: float = 0.5):
         super().__init__()

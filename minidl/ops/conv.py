@@ -38,6 +38,21 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+_ONES: dict = {}  # (array module, length, dtype) -> read-only use vector of ones
+
+
+def _ones(xp, n: int, dtype):
+    """A vector of n ones on xp's device, built once per (module, n, dtype) and reused by every
+    column sum (a fresh one would cost an allocation and a fill launch per backward)."""
+    key = (xp.__name__, n, str(dtype))
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) >= 32:  # batch shapes vary little; bound the cache anyway
+            _ONES.clear()
+        ones = _ONES[key] = xp.ones(n, dtype=dtype)
+    return ones
+
+
 class _Window(NamedTuple):
     """Kernel (kh, kw), stride (sh, sw), padding (ph, pw) and output size (oh, ow)."""
 
@@ -101,7 +116,8 @@ class Convolution2D(Function):
 
     With X the im2col matrix (C*kh*kw, N*OH*OW) and W the weight as (O, C*kh*kw): Z = W X + b.
         dL/dW = G X^T - outer(sum_cols G, center)     (G = dL/dZ as (O, N*OH*OW))
-        dL/db = sum_cols G  (one matrix-vector product with ones, PERF_NOTES lesson 5)
+        dL/db = sum_cols G  (a matrix-vector product with a cached vector of ones: one
+                             BLAS call, faster than a reduction over the long axis)
         dL/dx = col2im(W^T G): each column's gradient added back to the pixels it was copied from
     `center` (shape (C, kh, kw), default none) is the ADAS input offset: the weight gradient is
     taken as if every im2col column had `center` subtracted, i.e.
@@ -139,7 +155,7 @@ class Convolution2D(Function):
         gm = g.transpose(1, 0, 2, 3).reshape(wm.shape[0], -1)  # (O, N*OH*OW): free when g is
         gsum = None                                            # channel-major, as ours are
         if need_b or (need_w and self.center is not None):
-            gsum = gm @ xp.ones(gm.shape[1], dtype=gm.dtype)
+            gsum = gm @ _ones(xp, gm.shape[1], gm.dtype)
         gw = None
         if need_w:
             gw = gm @ cols.T
@@ -153,7 +169,8 @@ class Convolution2D(Function):
             gcols = (wm.T @ gm).reshape(c, win.kh, win.kw, n, win.oh, win.ow)
             gxc = xp.zeros(self.xc_shape, dtype=g.dtype)
             for i, j, index in win.offsets():
-                gxc[index] += gcols[:, i, j]
+                view = gxc[index]  # in place into the view: x[idx] += y would also
+                xp.add(view, gcols[:, i, j], out=view)  # write the view back (a launch)
             gx = _cropped(gxc, win.ph, win.pw).transpose(1, 0, 2, 3)
         return gx, gw, gsum if need_b else None
 
@@ -249,7 +266,8 @@ class MaxPooling2D(Function):
             else:  # the last offset takes every window still unclaimed: it holds the max
                 hit = free
             if overlap:
-                gx[index] += g * hit
+                view = gx[index]
+                xp.add(view, g * hit, out=view)
             else:
                 xp.multiply(g, hit, out=gx[index])
         return (_cropped(gx, win.ph, win.pw),)
@@ -279,7 +297,8 @@ class AveragePooling2D(Function):
         gx = xp.zeros(self.padded_shape, dtype=g.dtype)
         share = g * (1.0 / (win.kh * win.kw))
         for _, _, index in win.offsets():
-            gx[index] += share
+            view = gx[index]
+            xp.add(view, share, out=view)
         return (_cropped(gx, win.ph, win.pw),)
 
 
@@ -405,14 +424,14 @@ def dropout(x, p: float, training: bool, rng=None) -> Tensor:
     with probability p and the survivors are scaled by 1 / (1 - p), so that E[z] = x and eval
     needs no rescaling. Identity (x itself) in eval or when p == 0.
 
-    rng: the generator for the mask (default: minidl.backend.get_rng of x's device).
+    rng: the minidl.backend.Generator of the mask (default: minidl's stream, get_rng()).
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
     data = x.data if isinstance(x, Tensor) else x
-    rng = backend.get_rng(backend.device_of(data)) if rng is None else rng
-    mask = (rng.random(data.shape, dtype=data.dtype) >= p).astype(data.dtype)
+    rng = backend.get_rng() if rng is None else rng
+    mask = (rng.random(data.shape, data.dtype, backend.device_of(data)) >= p).astype(data.dtype)
     mask *= 1.0 / (1.0 - p)
     return Dropout.apply(x, mask=mask)

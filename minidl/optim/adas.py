@@ -358,7 +358,7 @@ class Adas(Optimizer):
         scalar is a host float, so nothing is read back from the device."""
         b1, b2, b3 = group["beta_1"], group["beta_2"], group["beta_3"]
         corr = math.sqrt(1 - b1 ** state["step"])
-        eps = group["eps"] or float(np.finfo(p.dtype).tiny)  # as _normalise
+        eps = group["eps"] or _eps_floor(p.dtype)  # as _normalise
         s = state["lr"]
         prod = self.scratch(p.data, 0)
         self.kernel(KERNELS["adas_weight"])(
@@ -372,12 +372,20 @@ class Adas(Optimizer):
         return prod.sum()                                    # sum(E * h)
 
 
+def _eps_floor(dtype) -> float:
+    """The eps used for eps = 0: sqrt of the smallest normal number (1.1e-19 in float32).
+    Where d^2 underflows to 0 (|d| below about 1e-19 in float32; on a GPU, whose float32
+    kernels flush denormals to zero, wherever d^2 is denormal) sqrt(a) is 0 while d is not, and
+    d / sqrt(a) would be huge instead of +-1; with this floor it stays below 1/sqrt(1 - b)."""
+    return math.sqrt(float(np.finfo(dtype).tiny))
+
+
 def _normalise(d, sq, t: int, group: dict, out=None, tmp=None, corrected: bool = True):
     """N(d) = d * sqrt(1 - b^t) / (sqrt(a) + eps) after a <- b a + (1 - b) d^2, updating the
     second moment `sq` in place (`out`, `tmp`: optional work arrays shaped like d;
     corrected=False leaves out the factor sqrt(1 - b^t)). With
     eps = 0 a zero history gives 0, not 0/0 = NaN (the C++ reference's NaN-to-zero), by
-    dividing by the smallest normal number instead of 0."""
+    adding _eps_floor instead of 0."""
     xp = backend.xp_of(sq)
     b = group["beta_1"]
     if out is None:  # fresh 0-d arrays too (NumPy reductions return scalars)
@@ -386,7 +394,7 @@ def _normalise(d, sq, t: int, group: dict, out=None, tmp=None, corrected: bool =
     tmp *= 1 - b
     sq *= b
     sq += tmp
-    eps = group["eps"] or float(xp.finfo(sq.dtype).tiny)
+    eps = group["eps"] or _eps_floor(sq.dtype)
     out = xp.sqrt(sq, out=out)
     out += eps
     xp.divide(d, out, out=out)

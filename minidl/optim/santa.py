@@ -5,13 +5,13 @@ AISTATS 2016, arXiv:1512.07962): SantaE (Euler integrator, the paper's Algorithm
 
 Both explore with annealed thermostat noise for the first `burnin` steps, then refine as
 preconditioned momentum SGD with a per-element friction. The noise comes from the optimizer's
-own seeded NumPy generator, saved in state_dict, so a resumed run continues bit-identically and
-a run on the GPU draws the same numbers as on the CPU (drawn on the host, then copied).
+own counter-based generator (minidl.backend.Generator), drawn on each parameter's device; its
+state is two integers (seed, counter), saved in state_dict, so a resumed run continues
+bit-identically and a run on the GPU draws the same numbers as on the CPU.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -59,7 +59,7 @@ _HYPER_DOC = """
             Theano code, 2 in their Caffe config); >= 0. A number rather than a function keeps
             the optimizer serialisable.
         weight_decay (0): coupled L2 penalty; >= 0.
-        seed (None): seed of the noise generator; None draws one from minidl's CPU generator
+        seed (None): seed of the noise generator; None draws one from minidl's stream
             (so minidl.manual_seed makes runs reproducible). Not a per-group setting.
         preconditioner_drift (True): keep the term (eta/beta_t)(1 - g_{t-1}/g_t)/u_{t-1} of
             exploration. It divides by the momentum, so an element whose u passes close to 0
@@ -67,7 +67,7 @@ _HYPER_DOC = """
             the authors' MATLAB and PyTorch code omit it, their Caffe solver makes it optional.
             False drops it (it vanishes anyway once the preconditioner settles, g_{t-1} = g_t).
     State per parameter: step, momentum_buffer (u), alpha, exp_avg_sq (v), precond (g_{t-1}).
-    Global: the generator, saved by state_dict under 'rng'.
+    Global: the noise generator's {'seed', 'counter'}, saved by state_dict under 'rng'.
 """
 
 
@@ -82,11 +82,12 @@ class _Santa(Optimizer):
                                       gamma=gamma, weight_decay=weight_decay,
                                       preconditioner_drift=preconditioner_drift))
         if seed is None:
-            seed = int(backend.get_rng("cpu").integers(2**63))
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"invalid seed: {seed!r} (must be a non-negative integer or None)")
+            seed = backend.get_rng().randbits()
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+                or not 0 <= seed < 2**64:
+            raise ValueError(f"invalid seed: {seed!r} (must be an integer in [0, 2^64) or None)")
         self.seed = int(seed)
-        self.rng = np.random.default_rng(self.seed)
+        self.rng = backend.Generator(self.seed)
 
     def validate(self, group: dict) -> None:
         super().validate(group)
@@ -103,9 +104,8 @@ class _Santa(Optimizer):
                              "(must be True or False)")
 
     def _normal(self, p):
-        """zeta ~ N(0, I) shaped like p, from the optimizer's generator, on p's device."""
-        zeta = self.rng.standard_normal(p.shape, dtype=p.data.dtype)
-        return backend.to_device(zeta, backend.device_of(p.data))
+        """zeta ~ N(0, I) shaped like p, from the optimizer's generator, drawn on p's device."""
+        return self.rng.standard_normal(p.shape, p.data.dtype, backend.device_of(p.data))
 
     def init_state(self, p, group: dict) -> dict:
         xp = xp_of(p.data)
@@ -147,16 +147,16 @@ class _Santa(Optimizer):
         return out
 
     def state_dict(self) -> dict:
-        """The base state_dict plus 'rng': {'seed': ..., 'state': the generator's state}."""
+        """The base state_dict plus 'rng': the noise generator's {'seed', 'counter'}."""
         state = super().state_dict()
-        state["rng"] = {"seed": self.seed, "state": copy.deepcopy(self.rng.bit_generator.state)}
+        state["rng"] = self.rng.get_state()
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
+        rng = backend.Generator(0)
+        rng.set_state(state_dict["rng"])  # checked before anything is loaded
         super().load_state_dict(state_dict)
-        self.seed = state_dict["rng"]["seed"]
-        self.rng = np.random.default_rng(self.seed)
-        self.rng.bit_generator.state = copy.deepcopy(state_dict["rng"]["state"])
+        self.rng, self.seed = rng, rng.seed
 
 
 class SantaE(_Santa):
