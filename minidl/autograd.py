@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import weakref
 
 import numpy as np
 
@@ -166,14 +165,16 @@ def _hollow(x, memo: dict):
         data = x  # a constant array input, e.g. class targets
     else:
         return x  # a number costs nothing
-    ref, stand_in = memo.get(id(x), (None, None))
-    if ref is None or ref() is not x:  # the weak reference guards against a reused id
+    # the memo holds x itself until this backward ends, so its id cannot be reused meanwhile
+    # (a weak reference would do, but CuPy-like arrays need not support one)
+    held, stand_in = memo.get(id(x), (None, None))
+    if held is not x:
         xp = xp_of(data)
         zero = memo.setdefault((xp.__name__, data.dtype), xp.zeros((), dtype=data.dtype))
         stand_in = xp.broadcast_to(zero, data.shape)
         if isinstance(x, Tensor):
             stand_in = Tensor._make(stand_in, x._requires_grad, x._ctx)
-        memo[id(x)] = (weakref.ref(x), stand_in)
+        memo[id(x)] = (x, stand_in)
     return stand_in
 
 

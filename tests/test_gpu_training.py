@@ -10,7 +10,7 @@ import pytest
 
 import minidl as md
 from minidl import backend, nn, serialize
-from minidl.__main__ import make_optimizer
+from minidl.optim import create
 from minidl.data import flatten, load_mnist, scale
 from minidl.models import lenet
 from minidl.optim import OPTIMIZERS
@@ -150,7 +150,7 @@ def test_a_whole_epoch_reads_back_only_for_progress(mnist, name):
     # (its docstring: the term divides by the momentum)
     santa = {"lr": 1e-6, "preconditioner_drift": False}
     hyper = santa if name.startswith("santa") else {}
-    opt = make_optimizer(name, model, dataset_size=400, batch_size=50, **hyper)
+    opt = create(name, model, dataset_size=400, batch_size=50, **hyper)
     if on_standin():
         from tests import cupy_standin
         device_reads = cupy_standin.host_reads()

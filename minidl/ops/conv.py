@@ -432,6 +432,9 @@ def dropout(x, p: float, training: bool, rng=None) -> Tensor:
         return x
     data = x.data if isinstance(x, Tensor) else x
     rng = backend.get_rng() if rng is None else rng
+    if not isinstance(rng, backend.Generator):
+        raise TypeError(f"dropout: rng must be a minidl.backend.Generator (one stream for NumPy "
+                        f"and CuPy), got {type(rng).__name__}")
     mask = (rng.random(data.shape, data.dtype, backend.device_of(data)) >= p).astype(data.dtype)
     mask *= 1.0 / (1.0 - p)
     return Dropout.apply(x, mask=mask)
