@@ -149,10 +149,10 @@ class Adam(Optimizer):
         return state
 
     def update(self, p, grad, state: dict, group: dict) -> None:
-        if self.use_fused(p, grad, state["exp_avg"], state["exp_avg_sq"]):
-            _adam_step_fused(self, p, grad, state, group, keep=1.0)
-            return
         _adam_step(p, grad, state, group, self.scratch(p.data, 0), self.scratch(p.data, 1))
+
+    def fused_update(self, p, grad, state: dict, group: dict) -> None:
+        _adam_step_fused(self, p, grad, state, group, keep=1.0)
 
 
 class AMSGrad(Adam):
@@ -214,12 +214,13 @@ class AdamW(Adam):
 
     def update(self, p, grad, state: dict, group: dict) -> None:
         decay = float(group["lr"]) * float(group["weight_decay"])
-        if self.use_fused(p, grad, state["exp_avg"], state["exp_avg_sq"]):
-            _adam_step_fused(self, p, grad, state, group, keep=1 - decay)
-            return
         if decay:
             p.data *= 1 - decay
         _adam_step(p, grad, state, group, self.scratch(p.data, 0), self.scratch(p.data, 1))
+
+    def fused_update(self, p, grad, state: dict, group: dict) -> None:
+        decay = float(group["lr"]) * float(group["weight_decay"])
+        _adam_step_fused(self, p, grad, state, group, keep=1 - decay)
 
 
 class Adamax(Optimizer):

@@ -58,8 +58,6 @@ class AdaShift(Optimizer):
         n = group["keep_num"]
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"invalid keep_num: {n!r} (must be an integer >= 1)")
-        if len(group["betas"]) != 2:
-            raise ValueError(f"betas must be (beta1, beta2), got {group['betas']!r}")
         if group["reduce"] not in _REDUCTIONS:
             raise ValueError(f"invalid reduce: {group['reduce']!r} (valid: {_REDUCTIONS})")
 
