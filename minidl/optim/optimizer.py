@@ -278,6 +278,12 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a state_dict: group count and sizes must match; floating arrays are cast to
         each parameter's dtype and moved to its device."""
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict needs a dict with 'state' and "
+                f"'param_groups' (from state_dict()), got "
+                f"{sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict)}"
+            )
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(
@@ -291,6 +297,11 @@ class Optimizer:
                     f"optimizer has {len(own['params'])}"
                 )
         params = self._params()
+        for i, s in state_dict["state"].items():
+            if not 0 <= int(i) < len(params):
+                raise ValueError(f"state_dict has state for parameter {i}, optimizer has "
+                                 f"{len(params)} parameters")
+            self.check_saved_state(params[int(i)], s, int(i))
         for saved, own in zip(groups, self.param_groups):
             for k, v in saved.items():
                 if k != "params":
@@ -299,6 +310,16 @@ class Optimizer:
         for i, s in state_dict["state"].items():
             p = params[int(i)]
             self.state[p] = copy_state(s, like=p.data)
+
+    def check_saved_state(self, p, state: dict, index: int) -> None:
+        """Raise ValueError if a saved per-parameter state cannot belong to `p`: an array with
+        as many axes as p must have p's shape (moments, buffers). Called for every parameter
+        before anything is loaded."""
+        for key, value in state.items():
+            shape = getattr(value, "shape", None)
+            if shape is not None and len(shape) == p.ndim and tuple(shape) != tuple(p.shape):
+                raise ValueError(f"state_dict: state '{key}' of parameter {index} has shape "
+                                 f"{tuple(shape)}, the parameter has shape {tuple(p.shape)}")
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -37,6 +37,8 @@ class LRScheduler:
         every group must already hold 'initial_lr' (saved with the optimizer's state).
     """
 
+    needs_metric = False  # True where step() takes the monitored metric (ReduceLROnPlateau)
+
     def __init__(self, optimizer, last_epoch: int = -1):
         if not hasattr(optimizer, "param_groups"):
             raise TypeError(f"{type(self).__name__} needs an optimizer (with param_groups), "
@@ -196,6 +198,8 @@ class ReduceLROnPlateau(LRScheduler):
     threshold (1e-4) >= 0; threshold_mode ('rel' | 'abs'); cooldown (0): integer >= 0;
     min_lr (0): >= 0, one number or one per group; eps (1e-8) >= 0.
     """
+
+    needs_metric = True
 
     def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
