@@ -179,3 +179,12 @@ def test_load_state_dict_checks_before_changing_anything():
     np.testing.assert_array_equal(opt.state[p]["exp_avg"], before["state"][0]["exp_avg"])
     assert opt.state[p]["step"] == 1
     assert backend.xp_of(p.data) is np
+
+
+def test_import_minidl_reaches_nn_optim_data_without_cupy():
+    import subprocess
+    import sys
+
+    code = ("import sys, minidl; minidl.nn.Dense; minidl.optim.Adam; minidl.data.DataLoader; "
+            "assert 'cupy' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

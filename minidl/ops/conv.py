@@ -6,7 +6,7 @@ strided view, one matmul with the weight as (O, C*kh*kw) (a free reshape) gives 
 already laid out (O, N, OH, OW), and the op returns it as an (N, O, OH, OW) view. ReLU and
 pooling keep that layout, so the next convolution reads its input without a transpose copy.
 Measured on the LeNet step of experiments/bench_conv.py: about 15 % less time than NHWC rows
-with (kh, kw, c) columns (PERF_NOTES lesson 7's best NHWC variant). Pooling and col2im loop
+with (kh, kw, c) columns (the best NHWC variant we tried). Pooling and col2im loop
 over the kh*kw kernel offsets only, each a strided slice of the whole batch."""
 
 from __future__ import annotations

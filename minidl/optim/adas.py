@@ -32,7 +32,7 @@ from minidl.optim.input_offsets import (
 )
 from minidl.optim.optimizer import Optimizer, check_fused, check_range
 
-# Defaults of the two reference variants (OPTIMIZERS.md section 3.22).
+# Defaults of the two reference implementations (the authors' C++ program and PyTorch file).
 VARIANTS = {
     # adasopt-cpp/main.cpp: input offsets, one sigma per layer (bias = one more input),
     # step sizes 0.1*sqrt(B)/(fan_in+1), no epsilon; beta_2/beta_3 as at its batch size 4
