@@ -51,6 +51,7 @@ __all__ = [
     "Function", "GradcheckError", "Tensor", "backend", "concatenate", "cross_entropy", "data",
     "default_dtype", "enable_grad", "get_default_dtype", "gpu_available", "gradcheck",
     "is_grad_enabled", "log_softmax", "logsumexp", "manual_seed", "matmul", "maximum", "minimum",
-    "mse_loss", "nn", "no_grad", "ones", "ops", "optim", "pad", "rand", "randn", "set_default_dtype", "softmax",
+    "mse_loss", "nn", "no_grad", "ones", "ops", "optim", "pad", "rand", "randn",
+    "set_default_dtype", "softmax",
     "stack", "tensor", "where", "zeros",
 ]

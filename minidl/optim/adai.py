@@ -4,7 +4,7 @@ with no adaptive learning rate (Xie, Wang, Zhang, Sato & Sugiyama, arXiv:2006.15
 from __future__ import annotations
 
 from minidl.backend import xp_of
-from minidl.optim.optimizer import Optimizer, check_range
+from minidl.optim.optimizer import Optimizer, check_flag, check_range
 
 
 class Adai(Optimizer):
@@ -25,8 +25,8 @@ class Adai(Optimizer):
 
     There is no division by sqrt(v): the adaptivity is in the inertia b1, not in the step size.
     So a step makes two passes: `before_update` updates every v and the global mean,
-    `update_group` then m and p. Where every v_hat is 0 (no nonzero gradient yet) v_bar is 0 and v_hat/v_bar
-    is taken as 0 (b1 = 1 - eps, m stays 0): the official code gives NaN there.
+    `update_group` then m and p. Where every v_hat is 0 (no nonzero gradient yet) v_bar is 0
+    and v_hat/v_bar is taken as 0 (b1 = 1 - eps, m stays 0): the official code gives NaN.
 
     Hyperparameters:
         lr (1e-3): learning rate; the authors advise the lr of plain SGD, about 10x that of
@@ -47,8 +47,7 @@ class Adai(Optimizer):
         super().validate(group)
         # eps > 0 keeps b1 < 1, so the bias correction 1 - prod never reaches 0
         check_range("eps", group["eps"], 0.0, 1.0, lo_open=True)
-        if not isinstance(group["decoupled"], bool):
-            raise TypeError(f"decoupled must be True or False, got {group['decoupled']!r}")
+        check_flag("decoupled", group["decoupled"])
 
     def init_state(self, p, group: dict) -> dict:
         xp = xp_of(p.data)

@@ -17,7 +17,7 @@ step size) are computed on the host in Python floats and passed by value.
 from __future__ import annotations
 
 from minidl.backend import KernelSource, xp_of
-from minidl.optim.optimizer import Optimizer, check_fused, check_range, update_moments
+from minidl.optim.optimizer import Optimizer, check_fused, check_flag, check_range, update_moments
 
 # _adam_step for one element, operation for operation. `keep` is AdamW's decoupled decay
 # factor 1 - lr * weight_decay (Adam passes 1, and p * 1 == p exactly).
@@ -92,11 +92,6 @@ def _adam_step_fused(opt: Optimizer, p, grad, state: dict, group: dict, keep: fl
         opt.kernel(KERNELS["adam"])(grad, *scalars, *outs)
 
 
-def _check_flag(group: dict, name: str) -> None:
-    if not isinstance(group[name], bool):
-        raise TypeError(f"{name} must be True or False, got {group[name]!r}")
-
-
 class Adam(Optimizer):
     """Adam: D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization",
     arXiv:1412.6980 (ICLR 2015), Algorithm 1. Defaults and trajectory as torch.optim.Adam.
@@ -139,7 +134,7 @@ class Adam(Optimizer):
 
     def validate(self, group: dict) -> None:
         super().validate(group)
-        _check_flag(group, "amsgrad")
+        check_flag("amsgrad", group["amsgrad"])
 
     def init_state(self, p, group: dict) -> dict:
         xp = xp_of(p.data)

@@ -72,7 +72,8 @@ def effective_defaults(variant: str = "cpp", batch_size: int = 32) -> dict:
 
 
 # Adas._update_tensor for one element, operation for operation (_normalise inlined). corr is
-# sqrt(1 - beta_1^t) times the live scale group['lr']; `lr` is s, broadcast over the output axes; update_scale is
+# sqrt(1 - beta_1^t) times the live scale group['lr']; `lr` is s, broadcast over the output
+# axes; update_scale is
 # (1 - beta_3) * corr. The products D * G and E * h come out for the caller's sums h and k.
 KERNELS = {
     "adas_weight": KernelSource(

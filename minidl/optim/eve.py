@@ -18,7 +18,8 @@ class Eve(Optimizer):
     Koushik & Hayashi). Algorithm of the paper (`paper/alg.tex` in rooa/eve).
 
     f_t is the objective at step t: one scalar for the whole model, returned by the closure
-    given to `step` (`opt.step(lambda: loss)` when the loss is already computed). Per step t (g includes coupled L2 weight decay):
+    given to `step` (`opt.step(lambda: loss)` when the loss is already computed). Per step t
+    (g includes coupled L2 weight decay):
 
         m <- b1*m + (1-b1)*g      m_hat = m / (1-b1^t)
         v <- b2*v + (1-b2)*g^2    v_hat = v / (1-b2^t)

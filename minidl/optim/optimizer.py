@@ -72,6 +72,12 @@ def check_range(name: str, value, lo: float, hi: float, lo_open: bool = False,
         raise ValueError(f"invalid {name}: {value} (must be in {lb}{lo}, {hi}{rb})")
 
 
+def check_flag(name: str, value) -> None:
+    """Raise TypeError naming the hyperparameter unless it is True or False (NumPy's bool too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"invalid {name}: {value!r} ({name} must be True or False)")
+
+
 class Optimizer:
     """Base class of all optimizers (torch.optim conventions).
 

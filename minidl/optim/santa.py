@@ -18,7 +18,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.backend import xp_of
-from minidl.optim.optimizer import Optimizer, check_range
+from minidl.optim.optimizer import Optimizer, check_flag, check_range
 
 _COMMON_DOC = """
     Notation: eta = lr; N = training-set size; F = N * (mean minibatch loss) is the paper's
@@ -98,9 +98,7 @@ class _Santa(Optimizer):
         check_range("sigma", group["sigma"], 0.0, 1.0, hi_open=True)
         check_range("lambd", group["lambd"], 0.0, math.inf, lo_open=True)
         check_range("gamma", group["gamma"], 0.0, math.inf)
-        if not isinstance(group["preconditioner_drift"], (bool, np.bool_)):
-            raise ValueError(f"invalid preconditioner_drift: {group['preconditioner_drift']!r} "
-                             "(must be True or False)")
+        check_flag("preconditioner_drift", group["preconditioner_drift"])
 
     def _normal(self, p):
         """zeta ~ N(0, I) shaped like p, from the optimizer's generator, on p's device."""
