@@ -1,7 +1,10 @@
 """minidl: a small deep-learning framework on NumPy (CPU) and CuPy (GPU), written to be read.
 
-Layers (each imports only the ones above it): backend -> autograd -> ops -> nn -> optim ->
-data / train. Importing minidl prints nothing, reads no environment variable and starts no GPU.
+Layers, each importing only the ones before it: backend -> autograd -> ops -> nn -> optim ->
+data / train. One intended exception: autograd's Tensor methods (x + y, x.sum(), x.to(...))
+are thin calls into ops, which autograd imports at its end, once Tensor and Function exist.
+`import minidl` makes minidl.nn, minidl.optim and minidl.data reachable; it prints nothing,
+reads no environment variable and starts no GPU (CuPy is imported on first GPU use).
 """
 
 from minidl import backend, ops
@@ -40,12 +43,15 @@ from minidl.ops import (
     where,
 )
 
+from minidl import data, nn, optim  # noqa: E402  (after the core: they build on it)
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "GradcheckError", "Tensor", "backend", "concatenate", "cross_entropy",
+    "Function", "GradcheckError", "Tensor", "backend", "concatenate", "cross_entropy", "data",
     "default_dtype", "enable_grad", "get_default_dtype", "gpu_available", "gradcheck",
     "is_grad_enabled", "log_softmax", "logsumexp", "manual_seed", "matmul", "maximum", "minimum",
-    "mse_loss", "no_grad", "ones", "ops", "pad", "rand", "randn", "set_default_dtype", "softmax",
+    "mse_loss", "nn", "no_grad", "ones", "ops", "optim", "pad", "rand", "randn",
+    "set_default_dtype", "softmax",
     "stack", "tensor", "where", "zeros",
 ]

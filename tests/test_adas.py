@@ -8,7 +8,7 @@ import pytest
 
 import minidl as md
 from minidl import backend, nn
-from minidl.nn.input_stats import InputStats
+from minidl.optim.input_offsets import InputStats
 from minidl.nn.layers import Dense, ReLU
 from minidl.optim.adas import Adas
 from tests.optim_harness import rosenbrock
@@ -99,7 +99,7 @@ def test_steps_match_the_equations(device, offsets, steps):
     k = 0 at steps 1-2; a change of sigma (E's update order, kappa, the bias's share of k)
     first reaches s after step 3 and W after step 4, invisible in W after three steps."""
     layer = _layer(device)
-    opt = Adas(layer, offsets=offsets, lr=0.02, batch_size=4)
+    opt = Adas(layer, offsets=offsets, init_lr=0.02, batch_size=4)
     _train_steps(layer, opt, device, steps)
     W, b, s, sigma = _oracle(steps, offsets, s0=0.02)
     assert sigma != 5e-3 and len(set(s)) == IN + 1  # sigma and every s have moved
@@ -167,31 +167,40 @@ def _oracle_tensor(is_bias, lr=1e-3, sigma=5e-3, kappa=5e-4, b1=0.999, b2=0.999,
 
 
 def test_centred_weight_gradient_is_x_minus_mean_times_g(device, xp):
+    """The pre-hook folds the batch in BEFORE the forward (the reference's order), and the
+    step's weight gradient is (x - mu)^T g with that mu; .grad stays the plain x^T g."""
     layer = _layer(device)
-    stats = InputStats((IN,), momentum=0.9, device=device, dtype=np.float64)
+    opt = Adas(layer, offset_momentum=0.9)
+    stats = opt.input_stats[0]
     stats.mean = xp.asarray([0.2, -0.1, 0.4])
-    layer.attach_input_stats(stats)
     x = backend.to_device(X[0], device)
     y = layer(md.Tensor(x))
     (y * md.Tensor(backend.to_device(C[0], device))).sum().backward()
     mu = 0.9**B * np.array([0.2, -0.1, 0.4]) + (1 - 0.9**B) * X[0].mean(0)  # batch joins first
     np.testing.assert_allclose(backend.to_numpy(stats.mean), mu, rtol=1e-12)
-    np.testing.assert_allclose(backend.to_numpy(layer.weight.grad), (X[0] - mu).T @ C[0],
+    group = opt.param_groups[0]
+    np.testing.assert_allclose(backend.to_numpy(opt.gradient(layer.weight, group)),
+                               (X[0] - mu).T @ C[0], rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(layer.weight.grad), X[0].T @ C[0], rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(opt.gradient(layer.bias, group)), C[0].sum(0),
                                rtol=1e-12)
-    np.testing.assert_allclose(backend.to_numpy(layer.bias.grad), C[0].sum(0), rtol=1e-12)
     assert stats.count == B
 
 
 def test_attach_then_detach_restores_plain_gradient(device):
     layer = _layer(device)
     with Adas(layer) as opt:
-        assert layer.input_stats is opt.input_stats[0]
+        assert len(layer._forward_pre_hooks) == 1
         _train_steps(layer, opt, device, steps=1)
-    assert layer.input_stats is None
+    assert not layer._forward_pre_hooks  # close() removed the hook: the mean stops moving
+    count = opt.input_stats[0].count
     layer.zero_grad()
     y = layer(md.Tensor(backend.to_device(X[1], device)))
     (y * md.Tensor(backend.to_device(C[1], device))).sum().backward()
     np.testing.assert_allclose(backend.to_numpy(layer.weight.grad), X[1].T @ C[1], rtol=1e-12)
+    assert opt.input_stats[0].count == count
+    opt.load_state_dict(opt.state_dict())  # registers the hook again
+    assert len(layer._forward_pre_hooks) == 1
 
 
 def test_eval_mode_leaves_offsets_alone(device):
@@ -253,10 +262,10 @@ def test_param_group_added_later_is_trained(device):
     to the constructor would."""
     batches = _batches()
     a, b = _mlp(device), _mlp(device)
-    opt_a = Adas([{"params": a[0].parameters()}, {"params": a[2].parameters()}])
-    opt_b = Adas(b[0].parameters())
-    opt_b.add_param_group({"params": b[2].parameters()})
-    assert len(opt_b.input_stats) == 2 and b[2].input_stats is opt_b.input_stats[1]
+    opt_a = Adas([{"params": a[0]}, {"params": a[2]}])
+    opt_b = Adas(b[0])
+    opt_b.add_param_group({"params": b[2]})
+    assert len(opt_b.input_stats) == 2 and len(b[2]._forward_pre_hooks) == 1
     _fit(a, opt_a, batches, device)
     _fit(b, opt_b, batches, device)
     for p, q in zip(a.parameters(), b.parameters()):
@@ -273,14 +282,15 @@ def test_unsupported_layer_raises_unless_plain():
             self.gain = Parameter(np.ones(3))
 
     model = nn.Sequential(Dense(3, 3), Scale())
-    with pytest.raises(ValueError, match=r"1\.gain belongs to a Scale layer.*offsets=False"):
+    with pytest.raises(ValueError, match=r"Scale holding 1\.gain has no weight with input "
+                       r"axes.*offsets=False"):
         Adas(model)
     Adas(model, offsets=False)  # the plain variant takes any parameter
     with pytest.raises(ValueError, match="unknown Adas variant"):
         Adas(model, variant="tf")
 
 
-@pytest.mark.parametrize("bad", [dict(lr=-1.0), dict(lr2=-1e-3), dict(beta_1=1.0),
+@pytest.mark.parametrize("bad", [dict(lr=-1.0), dict(init_lr=-1.0), dict(lr2=-1e-3), dict(beta_1=1.0),
                                  dict(beta_3=1.5), dict(offset_momentum=-0.1),
                                  dict(batch_size=0)])
 def test_invalid_hyperparameters(bad):
@@ -307,7 +317,7 @@ def test_real_minimisation_without_offsets(variant):
     from tests.optim_harness import param, quadratic
     q = param(np.linspace(-1, 1, 10))
     q.input_axes = (0,)  # one step size per coordinate
-    opt = Adas([q], variant=variant, lr=1e-2, offsets=False)
+    opt = Adas([q], variant=variant, init_lr=1e-2, offsets=False)
     scales = np.logspace(0, 2, 10)
     for _ in range(2000):
         f = quadratic(q, scales)
@@ -315,7 +325,7 @@ def test_real_minimisation_without_offsets(variant):
     assert f < 1e-20
     p = param([-1.5, 2.0])
     p.input_axes = (0,)
-    opt = Adas([p], variant=variant, lr=1e-2, offsets=False)
+    opt = Adas([p], variant=variant, init_lr=1e-2, offsets=False)
     for _ in range(5000):
         f = rosenbrock(p)
         opt.step()
@@ -330,7 +340,7 @@ def test_cpp_decays_keep_the_reference_horizon_in_samples():
     g = Adas(Dense(2, 2), batch_size=32, beta_3=0.9999).param_groups[0]
     assert g["beta_3"] == 0.9999  # an explicit value wins
     g = Adas(Dense(2, 2), variant="pytorch", offsets=False).param_groups[0]
-    assert (g["beta_2"], g["beta_3"], g["eps"], g["lr"]) == (0.999, 0.9999, 1e-8, 1e-3)
+    assert (g["beta_2"], g["beta_3"], g["eps"], g["init_lr"]) == (0.999, 0.9999, 1e-8, 1e-3)
 
 
 def test_param_group_that_cannot_take_offsets_is_not_added():
@@ -342,6 +352,6 @@ def test_param_group_that_cannot_take_offsets_is_not_added():
             self.gain = Parameter(np.ones(3))
 
     opt = Adas(Dense(3, 3))
-    with pytest.raises(ValueError, match="cannot take input offsets"):
-        opt.add_param_group({"params": Scale().parameters()})
+    with pytest.raises(ValueError, match="no weight with input axes"):
+        opt.add_param_group({"params": Scale()})
     assert len(opt.param_groups) == 1

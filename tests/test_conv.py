@@ -178,16 +178,11 @@ def test_conv2d_center_offsets_only_the_weight_gradient(device):
     x, w, b = rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((3, 2, 3, 2)), np.ones(3)
     mu = rng.standard_normal((2, 3, 2))
     g = rng.standard_normal((2, 3, 3, 4))  # output of stride (2, 2), padding 1
-    grads = []
-    for center in (None, mu):
-        ts = [T(x, device, True), T(w, device, True), T(b, device, True)]
-        c = None if center is None else backend.to_device(center, device)
-        out = conv2d(*ts, stride=2, padding=1, center=c)
-        out.backward(backend.to_device(g, device))
-        grads.append([npy(t.grad) for t in ts])
-    (gx0, _, gb0), (gx1, gw1, gb1) = grads
-    np.testing.assert_array_equal(gx1, gx0)
-    np.testing.assert_array_equal(gb1, gb0)
+    from minidl.optim.input_offsets import centred_weight_grad
+
+    ts = [T(x, device, True), T(w, device, True), T(b, device, True)]
+    conv2d(*ts, stride=2, padding=1).backward(backend.to_device(g, device))
+    gw1 = npy(centred_weight_grad((1, 2, 3), ts[1].grad, ts[2].grad, backend.to_device(mu, device)))
     cols, _, _ = naive_im2col(x, 3, 2, 2, 1)
     gmat = g.transpose(0, 2, 3, 1).reshape(-1, 3)  # rows (n, p, q) like the columns
     expected = ((cols - mu.reshape(-1)).T @ gmat).T.reshape(w.shape)
@@ -408,8 +403,7 @@ def test_conv_and_pool_layers(device):
     assert names == ["weight", "bias"]
     assert conv.weight.shape == (8, 3, 3, 5) and conv.weight.input_axes == (1, 2, 3)
     assert conv.bias.shape == (8,) and conv.bias.input_axes == ()
-    assert conv.weight.owner is conv and conv.input_stats is None
-    assert conv.input_stats_shape == (3, 3, 5)
+    assert conv._parameters["weight"] is conv.weight and not conv._forward_pre_hooks
     bound = 1 / math.sqrt(3 * 3 * 5)  # PyTorch's default init
     assert np.abs(npy(conv.weight)).max() <= bound and np.abs(npy(conv.bias)).max() <= bound
     x = T(np.random.default_rng(14).standard_normal((2, 3, 9, 8)), device, dtype=np.float32)
@@ -428,29 +422,17 @@ def test_conv_and_pool_layers(device):
     assert pool(x).shape == (2, 3, 4, 4) and AvgPool2d(3, 1, 1)(x).shape == (2, 3, 9, 8)
 
 
-class EmaStats:
-    """A stand-in for minidl.nn.input_stats.InputStats: an EMA of the batch means (update returns
-    the new mean, center() the current one), recording every call."""
-
-    def __init__(self, shape, momentum, device):
-        self.mean = backend.xp_for(device).zeros(shape)
-        self.momentum, self.calls = momentum, []
-
-    def update(self, batch_mean, count):
-        self.calls.append((npy(batch_mean).copy(), count))
-        self.mean = self.momentum * self.mean + (1 - self.momentum) * batch_mean
-        return self.mean
-
-    def center(self):
-        return self.mean
-
-
 def test_conv2d_layer_centres_weight_gradient_on_running_column_mean(device):
+    """Through ADAS's pre-hook: each training batch joins the running column mean first, the
+    step's weight gradient is centred on it, x and b gradients are the plain layer's."""
+    from minidl.optim.adas import Adas
+
     rng = np.random.default_rng(15)
     conv = Conv2d(2, 3, (3, 2), stride=(1, 2), padding=1, device=device, dtype=np.float64)
     plain = Conv2d(2, 3, (3, 2), stride=(1, 2), padding=1, device=device, dtype=np.float64)
     plain.load_state_dict(conv.state_dict())
-    stats = conv.input_stats = EmaStats((2, 3, 2), 0.9, device)
+    opt = Adas(conv, offset_momentum=0.9)
+    stats, group = opt.input_stats[0], opt.param_groups[0]
     mu = np.zeros((2, 3, 2))
     for step in range(2):
         x = rng.standard_normal((4, 2, 5, 6)) + step
@@ -461,25 +443,26 @@ def test_conv2d_layer_centres_weight_gradient_on_running_column_mean(device):
             xt = T(x, device, True)
             layer(xt).backward(backend.to_device(g, device))
             layer.last_x_grad = npy(xt.grad)
-        batch_mean, count = stats.calls[-1]
-        np.testing.assert_allclose(batch_mean, cols.mean(axis=0).reshape(2, 3, 2), atol=1e-13)
-        assert count == 4 * oh * ow == cols.shape[0]
-        mu = 0.9 * mu + 0.1 * cols.mean(axis=0).reshape(2, 3, 2)  # this batch joins first
+        n = cols.shape[0]
+        assert stats.count == (step + 1) * n == (step + 1) * 4 * oh * ow
+        keep = 0.9 ** n  # the per-sample decay over the batch's n columns
+        mu = keep * mu + (1 - keep) * cols.mean(axis=0).reshape(2, 3, 2)  # joins first
+        np.testing.assert_allclose(npy(stats.mean), mu, atol=1e-13)
         gmat = g.transpose(0, 2, 3, 1).reshape(-1, 3)
         expected = ((cols - mu.reshape(-1)).T @ gmat).T.reshape(3, 2, 3, 2)
-        np.testing.assert_allclose(npy(conv.weight.grad), expected, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(npy(opt.gradient(conv.weight, group)), expected,
+                                   rtol=1e-11, atol=1e-11)
         np.testing.assert_allclose(npy(conv.bias.grad), gmat.sum(axis=0), rtol=1e-12)
         np.testing.assert_allclose(conv.last_x_grad, plain.last_x_grad, rtol=1e-12, atol=1e-12)
     # eval: no update, but the gradient stays centred on the running mean
+    count = stats.count
     conv.eval()
     conv.zero_grad()
     conv(T(x, device)).backward(backend.to_device(g, device))
-    assert len(stats.calls) == 2
-    expected = ((cols - mu.reshape(-1)).T @ gmat).T.reshape(3, 2, 3, 2)
-    np.testing.assert_allclose(npy(conv.weight.grad), expected, rtol=1e-11, atol=1e-11)
-    conv.input_stats = None  # detached: the plain gradient again
-    conv.zero_grad()
-    conv(T(x, device)).backward(backend.to_device(g, device))
+    assert stats.count == count
+    np.testing.assert_allclose(npy(opt.gradient(conv.weight, group)), expected,
+                               rtol=1e-11, atol=1e-11)
+    opt.close()  # hooks removed: the layer's own gradient was never touched
     np.testing.assert_allclose(npy(conv.weight.grad), (cols.T @ gmat).T.reshape(3, 2, 3, 2),
                                rtol=1e-11, atol=1e-11)
 

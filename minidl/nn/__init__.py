@@ -2,7 +2,6 @@
 
 from minidl.nn import init
 from minidl.nn.conv import AvgPool2d, Conv2d, MaxPool2d
-from minidl.nn.input_stats import InputStats, InputStatsHandle, SupportsInputStats
 from minidl.nn.layers import (
     CrossEntropyLoss,
     Dense,
@@ -15,14 +14,14 @@ from minidl.nn.layers import (
     Softmax,
     Tanh,
 )
-from minidl.nn.module import Module, Parameter, Sequential
+from minidl.nn.module import Module, Parameter, RemovableHandle, Sequential
 from minidl.nn.norm import BatchNorm1d, BatchNorm2d, Dropout
 
 Linear = Dense  # PyTorch's name for the same layer
 
 __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dense", "Dropout",
-    "Flatten", "Identity", "InputStats", "InputStatsHandle", "LeakyReLU", "Linear", "MSELoss",
-    "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax",
-    "SupportsInputStats", "Tanh", "init",
+    "Flatten", "Identity", "LeakyReLU", "Linear", "MSELoss",
+    "MaxPool2d", "Module", "Parameter", "ReLU", "RemovableHandle", "Sequential", "Sigmoid",
+    "Softmax", "Tanh", "init",
 ]

@@ -5,19 +5,16 @@ from __future__ import annotations
 from minidl import backend
 from minidl.autograd import Tensor
 from minidl.nn import init as initializers
-from minidl.nn.input_stats import SupportsInputStats
 from minidl.nn.module import Module, Parameter
 from minidl.ops.conv import (
     as_pair,
     avg_pool2d,
     conv2d,
-    conv2d_column_mean,
-    conv_output_size,
     max_pool2d,
 )
 
 
-class Conv2d(SupportsInputStats, Module):
+class Conv2d(Module):
     """2-D convolution (PyTorch's Conv2d, without groups and dilation):
 
         y[n, o, p, q] = b[o] + sum_{c,i,j} w[o, c, i, j] * xpad[n, c, p*sh + i, q*sw + j]
@@ -26,12 +23,6 @@ class Conv2d(SupportsInputStats, Module):
     weight: (out_channels, in_channels, kh, kw), input_axes=(1, 2, 3); bias: (out_channels,).
     init: 'torch' (PyTorch's default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
         fan_in = in_channels*kh*kw) or a weight initialiser of minidl.nn.init (bias zero).
-
-    Input statistics (minidl.nn.input_stats, the ADAS protocol): one running mean per im2col
-    column (in_channel, i, j). While attached, a training forward first folds this batch into
-    the statistics (its column mean from ops.conv2d_column_mean, without a second im2col, with
-    a count of N*OH*OW: each column is one input vector of the underlying matmul), and the op
-    then takes the weight gradient from the columns minus the statistics' centre.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -57,22 +48,8 @@ class Conv2d(SupportsInputStats, Module):
         else:
             initializers.WEIGHT_INITS[init](self.weight)
 
-    @property
-    def input_stats_shape(self) -> tuple:
-        return (self.in_channels,) + self.kernel_size
-
     def forward(self, x: Tensor) -> Tensor:
-        data = x.data if isinstance(x, Tensor) else x
-        if self.input_stats is None:
-            center = None
-        else:
-            n, _, h, w = data.shape
-            (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-            columns = n * conv_output_size(h, kh, sh, ph) * conv_output_size(w, kw, sw, pw)
-            center = self._input_center(
-                lambda: conv2d_column_mean(data, self.kernel_size, self.stride, self.padding),
-                columns)
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding, center=center)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

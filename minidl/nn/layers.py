@@ -11,14 +11,13 @@ import numpy as np
 
 from minidl import backend, ops
 from minidl.autograd import Tensor
-from minidl.nn.input_stats import SupportsInputStats
 from minidl.nn.module import Module, Parameter
 
 INITS = ("torch", "he_uniform", "he_normal", "glorot_uniform", "glorot_normal",
          "lecun_uniform", "lecun_normal")
 
 
-class Dense(SupportsInputStats, Module):
+class Dense(Module):
     """Fully connected layer (Keras's Dense, PyTorch's Linear):  y = x W + b.
 
     x: (..., in_features) -> y: (..., out_features).
@@ -27,8 +26,6 @@ class Dense(SupportsInputStats, Module):
     init: 'torch' (PyTorch's default: W and b ~ U(-1/sqrt(in), 1/sqrt(in))), or one of
         he_uniform, he_normal, glorot_uniform, glorot_normal, lecun_uniform, lecun_normal
         (bias zero), all from minidl.nn.init.
-    Supports input statistics (minidl.nn.input_stats): when attached, the weight gradient is
-    (x - running_mean)^T g, one mean per input feature.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -59,20 +56,8 @@ class Dense(SupportsInputStats, Module):
 
             getattr(initializers, init)(self.weight)
 
-    @property
-    def input_stats_shape(self) -> tuple:
-        return (self.in_features,)
-
     def forward(self, x: Tensor) -> Tensor:
-        data = x.data if isinstance(x, Tensor) else x
-        count = data.size // self.in_features
-
-        def batch_mean():
-            x2 = data.reshape(-1, self.in_features)
-            return backend.xp_of(x2).ones(x2.shape[0], dtype=x2.dtype) @ x2 / count
-
-        center = self._input_center(batch_mean, count)
-        return ops.linear(x, self.weight, self.bias, center=center)
+        return ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"

@@ -17,37 +17,61 @@ from minidl.autograd import Tensor
 
 
 class Parameter(Tensor):
-    """A trainable Tensor (requires_grad=True) that knows the layer owning it.
+    """A trainable Tensor (requires_grad=True).
 
-    owner: the Module the parameter was assigned to (set on assignment).
     input_axes: which axes of the parameter index the layer's inputs: Dense weight (in, out) ->
         (0,); Conv2d weight (out, in, kh, kw) -> (1, 2, 3); biases -> (). Per-input algorithms
         (ADAS's step sizes) read this instead of guessing from shapes.
     """
 
-    __slots__ = ("owner", "input_axes")
+    __slots__ = ("input_axes",)
 
     def __init__(self, data, input_axes: tuple = (), dtype=None, device=None):
         super().__init__(data, requires_grad=True, dtype=dtype, device=device)
-        self.owner = None
         self.input_axes = tuple(input_axes)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
 
+class RemovableHandle:
+    """Returned by the hook registrations of Module; `remove()` unregisters the hook (again: a
+    no-op). Also a context manager: `with layer.register_forward_hook(fn): ...` removes the
+    hook on leaving the block."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: "OrderedDict[int, object]"):
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
 class Module:
     """Base class of every layer and model.
 
     Subclasses set Parameters, buffers and sub-Modules as attributes in __init__ and implement
-    forward(). Calling the module calls forward. `training` switches Dropout, BatchNorm and
-    input-statistics updates; `train()`/`eval()` set it on the whole tree.
+    forward(). Calling the module runs its forward pre-hooks, forward, then its forward hooks
+    (PyTorch's order and semantics, see register_forward_pre_hook). `training` switches
+    Dropout and BatchNorm (and whatever a hook reads from it); `train()`/`eval()` set it on the
+    whole tree.
     """
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value) -> None:
@@ -59,7 +83,6 @@ class Module:
             for registry in (self._parameters, self._modules, self._buffers):
                 registry.pop(name, None)
         if is_param:
-            value.owner = self
             self._parameters[name] = value
         elif is_module:
             self._modules[name] = value
@@ -74,7 +97,40 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        for hook in tuple(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:  # a replacement for the positional arguments
+                args = result if isinstance(result, tuple) else (result,)
+        out = self.forward(*args, **kwargs)
+        for hook in tuple(self._forward_hooks.values()):
+            result = hook(self, args, out)
+            if result is not None:  # a replacement for the output
+                out = result
+        return out
+
+    # ------------------------------------------------------------------ hooks
+    def register_forward_pre_hook(self, hook) -> RemovableHandle:
+        """Call `hook(module, args)` before every forward, `args` being the tuple of positional
+        arguments (keyword arguments are not passed to hooks, as in PyTorch). A hook that
+        returns something other than None replaces the arguments (a non-tuple becomes the only
+        argument). Hooks run in registration order; returns a handle whose remove() undoes this.
+        """
+        return self._add_hook(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook) -> RemovableHandle:
+        """Call `hook(module, args, output)` after every forward (`args`: the positional
+        arguments forward received). A hook that returns something other than None replaces
+        the output. Hooks run in registration order; returns a handle whose remove() undoes
+        this."""
+        return self._add_hook(self._forward_hooks, hook)
+
+    @staticmethod
+    def _add_hook(hooks: OrderedDict, hook) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------------ traversal
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:

@@ -6,7 +6,7 @@ strided view, one matmul with the weight as (O, C*kh*kw) (a free reshape) gives 
 already laid out (O, N, OH, OW), and the op returns it as an (N, O, OH, OW) view. ReLU and
 pooling keep that layout, so the next convolution reads its input without a transpose copy.
 Measured on the LeNet step of experiments/bench_conv.py: about 15 % less time than NHWC rows
-with (kh, kw, c) columns (PERF_NOTES lesson 7's best NHWC variant). Pooling and col2im loop
+with (kh, kw, c) columns (the best NHWC variant we tried). Pooling and col2im loop
 over the kh*kw kernel offsets only, each a strided slice of the whole batch."""
 
 from __future__ import annotations
@@ -115,17 +115,13 @@ class Convolution2D(Function):
         z[n, o, p, q] = b[o] + sum_{c,i,j} w[o, c, i, j] * xpad[n, c, p*sh + i, q*sw + j]
 
     With X the im2col matrix (C*kh*kw, N*OH*OW) and W the weight as (O, C*kh*kw): Z = W X + b.
-        dL/dW = G X^T - outer(sum_cols G, center)     (G = dL/dZ as (O, N*OH*OW))
+        dL/dW = G X^T      (G = dL/dZ as (O, N*OH*OW))
         dL/db = sum_cols G  (a matrix-vector product with a cached vector of ones: one
                              BLAS call, faster than a reduction over the long axis)
         dL/dx = col2im(W^T G): each column's gradient added back to the pixels it was copied from
-    `center` (shape (C, kh, kw), default none) is the ADAS input offset: the weight gradient is
-    taken as if every im2col column had `center` subtracted, i.e.
-        dL/dW[o, c, i, j] -= (sum_{n,p,q} g[n, o, p, q]) * center[c, i, j];
-    the output and dL/dx are unchanged.
     """
 
-    def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), center=None):
+    def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0)):
         if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
             expected = f"(N, {w.shape[1]}, H, W)" if w.ndim == 4 else "a 4-D weight"
             raise ValueError(f"conv2d: input of shape {x.shape} does not fit weight of shape "
@@ -135,8 +131,6 @@ class Convolution2D(Function):
         win = _Window.of(h, wd, (kh, kw), stride, padding, "conv2d")
         if b is not None and b.shape != (o,):
             raise ValueError(f"conv2d: bias of shape {b.shape}, expected ({o},)")
-        if center is not None and center.shape != (c, kh, kw):
-            raise ValueError(f"conv2d: center of shape {center.shape}, expected {(c, kh, kw)}")
         xc = _padded(x.transpose(1, 0, 2, 3), win.ph, win.pw, 0.0)  # channel-major (C,N,Hp,Wp)
         cols = _im2col(xc, win)
         wm = w.reshape(o, c * kh * kw)
@@ -144,7 +138,7 @@ class Convolution2D(Function):
         if b is not None:
             out += b[:, None]
         self.save_for_backward(cols, wm)
-        self.xc_shape, self.win, self.center = xc.shape, win, center
+        self.xc_shape, self.win = xc.shape, win
         return out.reshape(o, n, win.oh, win.ow).transpose(1, 0, 2, 3)
 
     def backward(self, g):
@@ -153,15 +147,10 @@ class Convolution2D(Function):
         win = self.win
         need_x, need_w, need_b = self.needs_input_grad
         gm = g.transpose(1, 0, 2, 3).reshape(wm.shape[0], -1)  # (O, N*OH*OW): free when g is
-        gsum = None                                            # channel-major, as ours are
-        if need_b or (need_w and self.center is not None):
-            gsum = gm @ _ones(xp, gm.shape[1], gm.dtype)
-        gw = None
+        gb = gm @ _ones(xp, gm.shape[1], gm.dtype) if need_b else None  # channel-major,
+        gw = None                                                          # as ours are
         if need_w:
-            gw = gm @ cols.T
-            if self.center is not None:
-                gw -= xp.outer(gsum, self.center.reshape(-1))
-            gw = gw.reshape(wm.shape[0], -1, win.kh, win.kw)
+            gw = (gm @ cols.T).reshape(wm.shape[0], -1, win.kh, win.kw)
         gx = None
         if need_x:
             # col2im: kh*kw strided adds, each offset's columns back onto its pixels
@@ -172,16 +161,13 @@ class Convolution2D(Function):
                 view = gxc[index]  # in place into the view: x[idx] += y would also
                 xp.add(view, gcols[:, i, j], out=view)  # write the view back (a launch)
             gx = _cropped(gxc, win.ph, win.pw).transpose(1, 0, 2, 3)
-        return gx, gw, gsum if need_b else None
+        return gx, gw, gb
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, center=None) -> Tensor:
-    """2-D convolution of NCHW images (see Convolution2D); stride and padding: int or pair.
-
-    center: optional (C, kh, kw) array, the ADAS input offset for the weight gradient.
-    """
+def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
+    """2-D convolution of NCHW images (see Convolution2D); stride and padding: int or pair."""
     return Convolution2D.apply(x, weight, bias, stride=as_pair(stride, "stride", 1),
-                               padding=as_pair(padding, "padding"), center=center)
+                               padding=as_pair(padding, "padding"))
 
 
 def conv2d_column_mean(x, kernel_size, stride=1, padding=0):
@@ -191,7 +177,7 @@ def conv2d_column_mean(x, kernel_size, stride=1, padding=0):
 
     computed without building the columns: sum x over the batch first (one pass over x), then
     sum each offset's strided window of that (C, Hp, Wp) image. A raw array (no gradient);
-    Conv2d feeds it to its input statistics.
+    ADAS's input offsets use it.
     """
     data = x.data if isinstance(x, Tensor) else x
     n, c, h, w = data.shape

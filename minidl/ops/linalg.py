@@ -1,12 +1,4 @@
-"""Matrix products: matmul (batched, NumPy semantics) and linear, the fused Dense layer op.
-
-`linear` optionally centres its inputs for the weight gradient (the ADAS input-offset protocol,
-see minidl/nn/input_stats.py): the forward pass is unchanged, and
-
-    grad_W = (x - mu)^T g = x^T g - outer(mu, sum_n g_n)
-
-so centring costs one outer product, never a copy of x.
-"""
+"""Matrix products: matmul (batched, NumPy semantics) and linear, the fused Dense layer op."""
 
 from __future__ import annotations
 
@@ -61,12 +53,11 @@ class MatMul(Function):
 class Linear(Function):
     """z = x @ W + b for x of shape (..., in), W (in, out), b (out,) or None.
 
-    dL/dx = g @ W^T;  dL/dW = x^T g - outer(center, sum_n g_n);  dL/db = sum_n g_n,
-    where the sums run over all leading axes of x and `center` (shape (in,), default none)
-    is the ADAS input offset: the weight gradient is taken as if x were x - center.
+    dL/dx = g @ W^T;  dL/dW = x^T g;  dL/db = sum_n g_n,
+    where the sums run over all leading axes of x.
     """
 
-    def forward(self, x, w, b=None, center=None):
+    def forward(self, x, w, b=None):
         if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[0]:
             raise ValueError(
                 f"linear: input of shape {x.shape} does not fit weight of shape {w.shape} "
@@ -79,7 +70,6 @@ class Linear(Function):
         self.x_shape = x.shape
         x2 = x.reshape(-1, x.shape[-1])
         self.save_for_backward(x2, w)
-        self.center = center
         out = x2 @ w
         if b is not None:
             out += b
@@ -92,15 +82,10 @@ class Linear(Function):
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gx = (g2 @ w.T).reshape(self.x_shape) if need_x else None
-        gsum = None
-        if need_b or (need_w and self.center is not None):
-            gsum = xp.ones(g2.shape[0], dtype=g2.dtype) @ g2  # column sums (PERF_NOTES 5)
-        gw = None
-        if need_w:
-            gw = x2.T @ g2
-            if self.center is not None:
-                gw -= xp.outer(self.center, gsum)
-        return gx, gw, gsum if need_b else None
+        gw = x2.T @ g2 if need_w else None
+        # column sums as a matrix-vector product with ones: faster than g2.sum(axis=0)
+        gb = xp.ones(g2.shape[0], dtype=g2.dtype) @ g2 if need_b else None
+        return gx, gw, gb
 
 
 def matmul(a, b) -> Tensor:
@@ -108,8 +93,8 @@ def matmul(a, b) -> Tensor:
     return MatMul.apply(a, b)
 
 
-def linear(x, weight, bias=None, center=None) -> Tensor:
-    """x @ weight + bias in one node; `center` offsets x in the weight gradient (see Linear)."""
+def linear(x, weight, bias=None) -> Tensor:
+    """x @ weight + bias in one node (see Linear)."""
     if bias is None:
-        return Linear.apply(x, weight, center=center)
-    return Linear.apply(x, weight, bias, center=center)
+        return Linear.apply(x, weight)
+    return Linear.apply(x, weight, bias)

@@ -11,7 +11,7 @@ written (it may be p.grad itself).
 from __future__ import annotations
 
 from minidl.backend import xp_of
-from minidl.optim.optimizer import Optimizer, check_range
+from minidl.optim.optimizer import Optimizer, check_flag, check_range
 
 
 def _buffer(state: dict, key: str, like):
@@ -113,8 +113,7 @@ class RMSprop(Optimizer):
     def validate(self, group: dict) -> None:
         super().validate(group)
         check_range("alpha", group["alpha"], 0.0, 1.0)
-        if not isinstance(group["centered"], bool):
-            raise TypeError(f"centered must be True or False, got {group['centered']!r}")
+        check_flag("centered", group["centered"])
 
     def init_state(self, p, group: dict) -> dict:
         xp = xp_of(p.data)

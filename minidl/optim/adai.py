@@ -3,11 +3,8 @@ with no adaptive learning rate (Xie, Wang, Zhang, Sato & Sugiyama, arXiv:2006.15
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from minidl.autograd import no_grad
 from minidl.backend import xp_of
-from minidl.optim.optimizer import Optimizer, check_range
+from minidl.optim.optimizer import Optimizer, check_flag, check_range
 
 
 class Adai(Optimizer):
@@ -27,9 +24,9 @@ class Adai(Optimizer):
         p <- p - lr * m / (1 - prod)
 
     There is no division by sqrt(v): the adaptivity is in the inertia b1, not in the step size.
-    So `step` makes two passes: the first updates every v and the global mean, the second
-    updates m and p. Where every v_hat is 0 (no nonzero gradient yet) v_bar is 0 and v_hat/v_bar
-    is taken as 0 (b1 = 1 - eps, m stays 0): the official code gives NaN there.
+    So a step makes two passes: `before_update` updates every v and the global mean,
+    `update_group` then m and p. Where every v_hat is 0 (no nonzero gradient yet) v_bar is 0
+    and v_hat/v_bar is taken as 0 (b1 = 1 - eps, m stays 0): the official code gives NaN.
 
     Hyperparameters:
         lr (1e-3): learning rate; the authors advise the lr of plain SGD, about 10x that of
@@ -48,63 +45,51 @@ class Adai(Optimizer):
 
     def validate(self, group: dict) -> None:
         super().validate(group)
-        if len(group["betas"]) != 2:
-            raise ValueError(f"betas must be (beta0, beta2), got {group['betas']!r}")
         # eps > 0 keeps b1 < 1, so the bias correction 1 - prod never reaches 0
         check_range("eps", group["eps"], 0.0, 1.0, lo_open=True)
-        if not isinstance(group["decoupled"], bool):
-            raise TypeError(f"decoupled must be True or False, got {group['decoupled']!r}")
+        check_flag("decoupled", group["decoupled"])
 
     def init_state(self, p, group: dict) -> dict:
         xp = xp_of(p.data)
         return {"step": 0, "exp_avg": xp.zeros_like(p.data), "exp_avg_sq": xp.zeros_like(p.data),
                 "beta1_prod": xp.ones_like(p.data)}
 
-    def step(self, closure: Callable | None = None):
-        """One update of every parameter that has a gradient; returns the closure's loss."""
-        loss = self.evaluate_closure(closure)
-        with no_grad():
-            live, total, count = [], 0.0, 0
-            for group in self.param_groups:  # pass 1: v of every parameter, and their mean
-                beta2, wd = group["betas"][1], group["weight_decay"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state.get(p)
-                    if state is None:
-                        state = self.state[p] = self.init_state(p, group)
-                    grad = p.grad
-                    if wd and group["decoupled"]:
-                        p.data *= 1 - group["lr"] * wd
-                    elif wd:
-                        grad = grad + wd * p.data
-                    state["step"] += 1
-                    v = state["exp_avg_sq"]
-                    v *= beta2
-                    v += (1 - beta2) * grad * grad
-                    total = total + v.sum() / (1 - beta2 ** state["step"])
-                    count += p.size
-                    live.append((p, grad, state, group))
-            if not live:
-                return loss
-            xp = xp_of(live[0][0].data)
+    def before_update(self, loss, batches: list) -> None:
+        """Pass 1: v of every parameter with a gradient, in every group, and their mean."""
+        total, count = 0.0, 0
+        for group, params, grads, states in batches:
+            beta2 = group["betas"][1]
+            for p, grad, state in zip(params, grads, states):
+                state["step"] += 1
+                v = state["exp_avg_sq"]
+                v *= beta2
+                v += (1 - beta2) * grad * grad
+                total = total + v.sum() / (1 - beta2 ** state["step"])
+                count += p.size
+        if count:
             mean = total / count
-            mean = xp.where(mean > 0, mean, 1)  # mean 0 means every v_hat is 0: ratio 0
+            xp = xp_of(batches[0][1][0].data)
+            self._mean = xp.where(mean > 0, mean, 1)  # mean 0: every v_hat is 0, ratio 0
 
-            for p, grad, state, group in live:  # pass 2: inertia, momentum, parameter
-                beta0, beta2 = group["betas"]
-                # b1 = 1 - b0 * v_hat / v_bar, with v_hat = v / (1 - b2^t)
-                beta1 = state["exp_avg_sq"] * (-beta0 / ((1 - beta2 ** state["step"]) * mean))
-                beta1 += 1
-                xp.clip(beta1, 0.0, 1 - group["eps"], out=beta1)
-                prod, m = state["beta1_prod"], state["exp_avg"]
-                prod *= beta1
-                m *= beta1
-                beta1 -= 1   # now b1 - 1
-                beta1 *= grad
-                m -= beta1   # m = b1*m + (1-b1)*g
-                step = 1 - prod
-                xp.divide(m, step, out=step)
-                step *= group["lr"]
-                p.data -= step
-        return loss
+    def update_group(self, group: dict, params: list, grads: list, states: list) -> None:
+        """Pass 2: inertia, momentum and parameter (decoupled decay first)."""
+        beta0, beta2 = group["betas"]
+        wd, mean = group["weight_decay"], self._mean
+        for p, grad, state in zip(params, grads, states):
+            xp = xp_of(p.data)
+            if wd and group["decoupled"]:
+                p.data *= 1 - group["lr"] * wd
+            # b1 = 1 - b0 * v_hat / v_bar, with v_hat = v / (1 - b2^t)
+            beta1 = state["exp_avg_sq"] * (-beta0 / ((1 - beta2 ** state["step"]) * mean))
+            beta1 += 1
+            xp.clip(beta1, 0.0, 1 - group["eps"], out=beta1)
+            prod, m = state["beta1_prod"], state["exp_avg"]
+            prod *= beta1
+            m *= beta1
+            beta1 -= 1   # now b1 - 1
+            beta1 *= grad
+            m -= beta1   # m = b1*m + (1-b1)*g
+            step = 1 - prod
+            xp.divide(m, step, out=step)
+            step *= group["lr"]
+            p.data -= step

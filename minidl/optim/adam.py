@@ -17,7 +17,7 @@ step size) are computed on the host in Python floats and passed by value.
 from __future__ import annotations
 
 from minidl.backend import KernelSource, xp_of
-from minidl.optim.optimizer import Optimizer, check_fused, check_range, update_moments
+from minidl.optim.optimizer import Optimizer, check_fused, check_flag, check_range, update_moments
 
 # _adam_step for one element, operation for operation. `keep` is AdamW's decoupled decay
 # factor 1 - lr * weight_decay (Adam passes 1, and p * 1 == p exactly).
@@ -92,11 +92,6 @@ def _adam_step_fused(opt: Optimizer, p, grad, state: dict, group: dict, keep: fl
         opt.kernel(KERNELS["adam"])(grad, *scalars, *outs)
 
 
-def _check_flag(group: dict, name: str) -> None:
-    if not isinstance(group[name], bool):
-        raise TypeError(f"{name} must be True or False, got {group[name]!r}")
-
-
 class Adam(Optimizer):
     """Adam: D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization",
     arXiv:1412.6980 (ICLR 2015), Algorithm 1. Defaults and trajectory as torch.optim.Adam.
@@ -139,7 +134,7 @@ class Adam(Optimizer):
 
     def validate(self, group: dict) -> None:
         super().validate(group)
-        _check_flag(group, "amsgrad")
+        check_flag("amsgrad", group["amsgrad"])
 
     def init_state(self, p, group: dict) -> dict:
         xp = xp_of(p.data)
@@ -149,10 +144,10 @@ class Adam(Optimizer):
         return state
 
     def update(self, p, grad, state: dict, group: dict) -> None:
-        if self.use_fused(p, grad, state["exp_avg"], state["exp_avg_sq"]):
-            _adam_step_fused(self, p, grad, state, group, keep=1.0)
-            return
         _adam_step(p, grad, state, group, self.scratch(p.data, 0), self.scratch(p.data, 1))
+
+    def fused_update(self, p, grad, state: dict, group: dict) -> None:
+        _adam_step_fused(self, p, grad, state, group, keep=1.0)
 
 
 class AMSGrad(Adam):
@@ -214,12 +209,13 @@ class AdamW(Adam):
 
     def update(self, p, grad, state: dict, group: dict) -> None:
         decay = float(group["lr"]) * float(group["weight_decay"])
-        if self.use_fused(p, grad, state["exp_avg"], state["exp_avg_sq"]):
-            _adam_step_fused(self, p, grad, state, group, keep=1 - decay)
-            return
         if decay:
             p.data *= 1 - decay
         _adam_step(p, grad, state, group, self.scratch(p.data, 0), self.scratch(p.data, 1))
+
+    def fused_update(self, p, grad, state: dict, group: dict) -> None:
+        decay = float(group["lr"]) * float(group["weight_decay"])
+        _adam_step_fused(self, p, grad, state, group, keep=1 - decay)
 
 
 class Adamax(Optimizer):

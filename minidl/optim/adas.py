@@ -3,8 +3,9 @@
 ADAS learns one step size per layer *input* by gradient descent on the step size itself, and
 learns the step size of those step sizes (sigma, the "SSSS") the same way, with a fixed step
 kappa at the top. The reference implementation (C++, `struct layer`) also takes each layer's
-weight gradient from inputs offset by their running mean; that needs the layer's cooperation,
-which minidl provides through the input-statistics protocol (minidl/nn/input_stats.py).
+weight gradient from inputs offset by their running mean; minidl does that with a forward
+pre-hook on each layer and an exact correction of the weight gradient at step time
+(minidl/optim/input_offsets.py): the layers and their ops know nothing of it.
 The reference program also trained a slightly different loss, cross-entropy plus
 1e-5/2 |logits|^2 (its output derivative is y - p - 1e-5 z); that is the loss's business, not
 the optimizer's, and experiments/adas_mnist.py uses it to reproduce the program's results.
@@ -21,20 +22,24 @@ import math
 import numpy as np
 
 from minidl import backend
-from minidl.autograd import no_grad
 from minidl.backend import KernelSource
-from minidl.nn.input_stats import InputStats, SupportsInputStats
 from minidl.nn.module import Module
+from minidl.optim.input_offsets import (
+    InputStats,
+    centred_weight_grad,
+    fold_batch_hook,
+    weight_and_bias,
+)
 from minidl.optim.optimizer import Optimizer, check_fused, check_range
 
-# Defaults of the two reference variants (OPTIMIZERS.md section 3.22).
+# Defaults of the two reference implementations (the authors' C++ program and PyTorch file).
 VARIANTS = {
     # adasopt-cpp/main.cpp: input offsets, one sigma per layer (bias = one more input),
     # step sizes 0.1*sqrt(B)/(fan_in+1), no epsilon; beta_2/beta_3 as at its batch size 4
     # (None: scaled to the batch size, see CPP_BATCH).
-    "cpp": dict(lr=None, beta_2=None, beta_3=None, eps=0.0, offsets=True, layer_sigma=True),
+    "cpp": dict(init_lr=None, beta_2=None, beta_3=None, eps=0.0, offsets=True, layer_sigma=True),
     # adasopt_pytorch.py: plain gradients, one sigma per tensor, step sizes 1e-3, eps 1e-8.
-    "pytorch": dict(lr=1e-3, beta_2=0.999, beta_3=0.9999, eps=1e-8, offsets=False,
+    "pytorch": dict(init_lr=1e-3, beta_2=0.999, beta_3=0.9999, eps=1e-8, offsets=False,
                     layer_sigma=False),
 }
 INIT_SCALE = 0.1  # C++: initial step size 0.1 * sqrt(batch) / (fan_in + 1)
@@ -57,16 +62,18 @@ def _scale_cpp_decays(chosen: dict, batch_size: int) -> dict:
 
 def effective_defaults(variant: str = "cpp", batch_size: int = 32) -> dict:
     """The defaults that Adas(..., variant=variant, batch_size=batch_size) resolves its None
-    arguments to, for listings (`python -m minidl optimizers`); lr None reads as the rule."""
+    arguments to, for listings (`python -m minidl optimizers`); init_lr None reads as the rule.
+    """
     chosen = _scale_cpp_decays(dict(VARIANTS[variant]), batch_size)
     chosen["beta_2"], chosen["beta_3"] = round(chosen["beta_2"], 8), round(chosen["beta_3"], 8)
-    if chosen["lr"] is None:
-        chosen["lr"] = f"{INIT_SCALE:g}*sqrt(batch_size)/(fan_in+1)"
+    if chosen["init_lr"] is None:
+        chosen["init_lr"] = f"{INIT_SCALE:g}*sqrt(batch_size)/(fan_in+1)"
     return chosen
 
 
 # Adas._update_tensor for one element, operation for operation (_normalise inlined). corr is
-# sqrt(1 - beta_1^t); `lr` is s, broadcast over the output axes; update_scale is
+# sqrt(1 - beta_1^t) times the live scale group['lr']; `lr` is s, broadcast over the output
+# axes; update_scale is
 # (1 - beta_3) * corr. The products D * G and E * h come out for the caller's sums h and k.
 KERNELS = {
     "adas_weight": KernelSource(
@@ -111,7 +118,7 @@ class Adas(Optimizer):
     (taken from offset inputs when offsets=True) and step sizes s (one per input of W, i.e. per
     entry of W's `input_axes`; one scalar for a bias):
         n   = N_W(G)
-        W  <- W - s * n                              (s broadcast over the output axes)
+        W  <- W - lr * s * n                         (s broadcast over the output axes)
         h   = sum over output axes of (D * G)        (D before its update)
         D  <- beta_3 D + (1 - beta_3) n              (running average of weight updates)
         n_s = N_s(h);   s <- s * (1 + sigma * n_s)   (sigma before its update)
@@ -122,18 +129,29 @@ class Adas(Optimizer):
     The step sizes s follow the product of the recent update direction and the current
     gradient: they grow while successive gradients agree and shrink when they oscillate.
 
-    Input offsets (offsets=True, the reference): every supporting layer (Dense, Conv2d) gets an
-    InputStats; in training mode the batch joins a running mean mu of the layer's inputs
-    (per-sample decay offset_momentum) *before* the weight gradient is formed as
-    (x - mu)^T g. Bias gradients are unchanged. Statistics belong to this optimizer: they are
-    in its state_dict and detached by close() (or on leaving a `with Adas(...)` block).
+    Input offsets (offsets=True, the reference): every layer holding one weight with input
+    axes and one bias (Dense, Conv2d, or any layer built the same way) gets an InputStats and
+    a forward pre-hook; in training mode the hook folds the batch into a running mean mu of
+    the layer's inputs (per-sample decay offset_momentum) *before* the forward, and the step
+    uses grad_W(x - mu) = grad_W(x) - outer(mu, grad_b) for the weight (bias gradients are
+    unchanged; `.grad` itself is never rewritten). A layer without a bias raises a ValueError
+    (pass offsets=False). The statistics belong to this optimizer: they are in its
+    state_dict; close() (or leaving a `with Adas(...)` block) removes the hooks, and
+    load_state_dict registers them again. Eval mode leaves the statistics alone; several
+    forwards before one step all join the mean, and the step corrects their summed gradient
+    with the mean at step time (input_offsets.py). Two optimizers on one model each keep
+    their own statistics and hooks (each forward feeds both).
 
     Arguments (each variant sets the defaults marked *; an explicit value wins):
-        params: a Module or its parameters (their owning layers must support input offsets
-            when offsets=True; a clear ValueError otherwise).
+        params: a Module (needed for offsets and for one sigma per layer), its parameters,
+            or param groups whose 'params' may be Modules. A parameter given without its
+            layer is its own sigma-unit and cannot take offsets (a clear ValueError).
         variant: 'cpp' (default; adasopt-cpp/main.cpp) or 'pytorch' (adasopt_pytorch.py).
-        lr*: initial step size; None = 0.1 * sqrt(batch_size) / (fan_in + 1) per layer (cpp);
-            1e-3 for 'pytorch'.
+        lr: the live scale of every step, W <- W - lr * s * n (default 1: the reference).
+            It is what schedulers change (StepLR(Adas(model), ...) decays it); the learned
+            step sizes s are not touched by a schedule.
+        init_lr*: initial step size s; None = 0.1 * sqrt(batch_size) / (fan_in + 1) per layer
+            (cpp); 1e-3 for 'pytorch'.
         batch_size: B in the cpp initial step size (default 32).
         lr2: initial sigma, the step size of the step sizes (5e-3).
         lr3: kappa, the fixed step size of sigma (5e-4).
@@ -156,40 +174,36 @@ class Adas(Optimizer):
     lr_update_avg (E); per sigma-unit, under its first tensor: sigma, sigma_sq, sigma_step.
     """
 
-    def __init__(self, params, variant: str = "cpp", lr=None, batch_size: int = 32,
-                 lr2: float = 5e-3, lr3: float = 5e-4, beta_1: float = 0.999,
-                 beta_2: float | None = None, beta_3: float | None = None,
-                 eps: float | None = None, offsets: bool | None = None,
-                 offset_momentum: float = 0.99999, offset_debias: bool = False,
-                 layer_sigma: bool | None = None,
+    def __init__(self, params, variant: str = "cpp", lr: float = 1.0, init_lr=None,
+                 batch_size: int = 32, lr2: float = 5e-3, lr3: float = 5e-4,
+                 beta_1: float = 0.999, beta_2: float | None = None,
+                 beta_3: float | None = None, eps: float | None = None,
+                 offsets: bool | None = None, offset_momentum: float = 0.99999,
+                 offset_debias: bool = False, layer_sigma: bool | None = None,
                  weight_decay: float = 0.0, fused: bool | None = None):
         if variant not in VARIANTS:
             raise ValueError(f"unknown Adas variant {variant!r}; valid: {', '.join(VARIANTS)}")
-        given = dict(lr=lr, beta_2=beta_2, beta_3=beta_3, eps=eps, offsets=offsets,
+        given = dict(init_lr=init_lr, beta_2=beta_2, beta_3=beta_3, eps=eps, offsets=offsets,
                      layer_sigma=layer_sigma)
         chosen = {k: (VARIANTS[variant][k] if v is None else v) for k, v in given.items()}
         if isinstance(batch_size, int) and batch_size > 0:
             _scale_cpp_decays(chosen, batch_size)
-        names = {}
-        if isinstance(params, Module):
-            names = {id(p): n for n, p in params.named_parameters()}
-            params = params.parameters()
-        defaults = dict(chosen, variant=variant, batch_size=batch_size, lr2=lr2, lr3=lr3,
-                        beta_1=beta_1, offset_momentum=offset_momentum,
-                        offset_debias=offset_debias,
-                        weight_decay=weight_decay)
-        self._names = names
-        self._units: list[tuple[dict, list]] = []
-        self._stats: list[tuple[object, InputStats]] = []  # (layer, stats), construction order
-        self._handles = []
+        defaults = dict(chosen, lr=lr, variant=variant, batch_size=batch_size, lr2=lr2,
+                        lr3=lr3, beta_1=beta_1, offset_momentum=offset_momentum,
+                        offset_debias=offset_debias, weight_decay=weight_decay)
+        self._names: dict = {}
+        self._unit_of: dict = {}  # id(parameter) -> its sigma-unit (list of parameters)
+        self._units: dict = {}  # id(group) -> the group's sigma-units, in order
+        self._offsets: list = []  # (layer, weight, bias, InputStats), construction order
+        self._handles: list = []
         super().__init__(params, defaults)  # add_param_group builds each group's units
         self.fused = check_fused(fused, self._params())
 
     # ------------------------------------------------------------------ construction
     def validate(self, group: dict) -> None:
-        super().validate({k: v for k, v in group.items() if k != "lr"})
-        if group["lr"] is not None:
-            check_range("lr", group["lr"], 0.0, math.inf, lo_open=True)
+        super().validate({k: v for k, v in group.items() if k != "init_lr"})
+        if group["init_lr"] is not None:
+            check_range("init_lr", group["init_lr"], 0.0, math.inf, lo_open=True)
         bs = group["batch_size"]
         if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
             raise ValueError(f"invalid batch_size: {bs!r} (must be a positive int)")
@@ -199,50 +213,67 @@ class Adas(Optimizer):
             check_range(key, group[key], 0.0, 1.0, hi_open=True)
 
     def add_param_group(self, group: dict) -> None:
-        """Add a group (as torch), with its sigma-units and its layers' input statistics."""
+        """Add a group (as torch), with its sigma-units and its layers' input statistics.
+        group['params'] may be a Module: its layers are then known (needed for offsets and
+        for one sigma per layer)."""
+        group = dict(group)
+        layers = []
+        if isinstance(group.get("params"), Module):
+            module = group["params"]
+            self._names.update({id(p): n for n, p in module.named_parameters()})
+            layers = [m for m in module.modules() if m._parameters]
         super().add_param_group(group)
         try:
-            self._build_units(self.param_groups[-1])
+            self._build_units(self.param_groups[-1], layers)
         except ValueError:  # a layer that cannot take offsets: the group is not added
             self.param_groups.pop()
             raise
 
+    def _build_units(self, group: dict, layers: list) -> None:
+        """Split the group into sigma-units (layers or tensors) and register the offsets'
+        forward pre-hooks on its layers."""
+        params = {id(p): p for p in group["params"]}
+        holder = {id(p): layer for layer in layers for p in layer._parameters.values()
+                  if p is not None and id(p) in params}
+        if group["offsets"]:
+            loose = [i for i, p in enumerate(group["params"]) if id(p) not in holder]
+            if loose:
+                raise ValueError(
+                    f"Adas with input offsets: {self._name(group['params'][loose[0]], loose[0])}"
+                    " was given without its layer; pass the Module (Adas(model) or "
+                    "{'params': layer}), or offsets=False / variant='pytorch'")
+            for layer in dict.fromkeys(holder.values()):
+                found, why = weight_and_bias(layer)
+                if found is None:
+                    name = self._name(next(iter(layer._parameters.values())), 0)
+                    raise ValueError(
+                        f"Adas with input offsets: the {type(layer).__name__} holding {name} "
+                        f"{why}; pass offsets=False or variant='pytorch' for the plain "
+                        "algorithm")
+        units: dict[int, list] = {}
+        for p in group["params"]:
+            layer = holder.get(id(p))
+            key = id(layer) if (group["layer_sigma"] and layer is not None) else id(p)
+            units.setdefault(key, []).append(p)
+        self._units[id(group)] = list(units.values())
+        for unit in units.values():
+            for p in unit:
+                self._unit_of[id(p)] = unit
+        if group["offsets"]:
+            for layer in dict.fromkeys(holder.values()):
+                (w, b), _ = weight_and_bias(layer)
+                stats = InputStats(tuple(w.shape[a] for a in w.input_axes),
+                                   group["offset_momentum"], device=w.device, dtype=w.dtype,
+                                   debias=group["offset_debias"])
+                self._handles.append(layer.register_forward_pre_hook(fold_batch_hook(stats, w)))
+                self._offsets.append((layer, w, b, stats))
+
     def _name(self, p, i: int) -> str:
         return self._names.get(id(p), f"parameter {i}")
 
-    def _build_units(self, group: dict) -> None:
-        """Split the group into sigma-units (layers or tensors) and attach input statistics."""
-        units: dict[int, list] = {}
-        order = []
-        for i, p in enumerate(group["params"]):
-            owner = getattr(p, "owner", None)
-            if group["offsets"] and not isinstance(owner, SupportsInputStats):
-                kind = "no layer" if owner is None else f"a {type(owner).__name__} layer"
-                raise ValueError(
-                    f"Adas with input offsets: {self._name(p, i)} belongs to {kind}, which "
-                    "cannot take input offsets (supported: Dense, Conv2d); pass offsets=False "
-                    "or variant='pytorch' for the plain algorithm"
-                )
-            key = id(owner) if (group["layer_sigma"] and owner is not None) else id(p)
-            if key not in units:
-                units[key] = []
-                order.append(key)
-            units[key].append(p)
-        for key in order:
-            self._units.append((group, units[key]))
-        if group["offsets"]:
-            layers = {id(p.owner): p.owner for p in group["params"]}
-            for layer in layers.values():
-                w = next(q for q in layer.parameters() if q.input_axes)
-                stats = InputStats(layer.input_stats_shape, group["offset_momentum"],
-                                   device=w.device, dtype=w.dtype,
-                                   debias=group["offset_debias"])
-                self._handles.append(layer.attach_input_stats(stats))
-                self._stats.append((layer, stats))
-
     def _initial_lr(self, group: dict, unit: list) -> float:
-        if group["lr"] is not None:
-            return float(group["lr"])
+        if group["init_lr"] is not None:
+            return float(group["init_lr"])
         weights = [p for p in unit if p.input_axes]
         fan_in = 1
         for ax in (weights[0].input_axes if weights else ()):
@@ -250,47 +281,55 @@ class Adas(Optimizer):
         return INIT_SCALE * math.sqrt(group["batch_size"]) / (fan_in + 1)
 
     def init_state(self, p, group: dict) -> dict:
+        """Per tensor: the step sizes s (at their initial value) and the running averages;
+        the unit's first tensor also holds the unit's sigma (created with the first tensor of
+        the unit that gets a gradient)."""
         xp = backend.xp_of(p.data)
+        unit = self._unit_of[id(p)]
         s_shape = tuple(p.shape[a] for a in p.input_axes)
-        return {"step": 0, "exp_avg_sq": xp.zeros_like(p.data),
-                "update_avg": xp.zeros_like(p.data),
-                "lr": xp.zeros(s_shape, dtype=p.dtype), "lr_sq": xp.zeros(s_shape, dtype=p.dtype),
-                "lr_update_avg": xp.zeros(s_shape, dtype=p.dtype)}
+        state = {"step": 0, "exp_avg_sq": xp.zeros_like(p.data),
+                 "update_avg": xp.zeros_like(p.data),
+                 "lr": xp.full(s_shape, self._initial_lr(group, unit), dtype=p.dtype),
+                 "lr_sq": xp.zeros(s_shape, dtype=p.dtype),
+                 "lr_update_avg": xp.zeros(s_shape, dtype=p.dtype)}
+        head = unit[0]
+        if head is p:
+            state.update(sigma=xp.asarray(group["lr2"], dtype=p.dtype),
+                         sigma_sq=xp.zeros((), dtype=p.dtype), sigma_step=0)
+        elif head not in self.state:
+            self.state[head] = self.init_state(head, group)
+        return state
 
     # ------------------------------------------------------------------ stepping
-    def step(self, closure=None):
-        """One ADAS update of every parameter with a gradient; returns the closure's loss."""
-        loss = self.evaluate_closure(closure)
-        with no_grad():
-            for group, unit in self._units:
-                active = [p for p in unit if p.grad is not None]
-                if not active:
-                    continue
-                head = self.state.setdefault(unit[0], {})
-                if "sigma" not in head:
-                    xp = backend.xp_of(unit[0].data)
-                    head.update(sigma=xp.asarray(group["lr2"], dtype=unit[0].dtype),
-                                sigma_sq=xp.zeros((), dtype=unit[0].dtype), sigma_step=0)
-                k = 0.0
-                for p in active:
-                    state = self.state.setdefault(p, {})
-                    if "step" not in state:
-                        state.update(self.init_state(p, group))
-                        state["lr"][...] = self._initial_lr(group, unit)
-                    grad = p.grad
-                    if group["weight_decay"]:
-                        grad = grad + group["weight_decay"] * p.data
-                    k = k + self._update_tensor(p, grad, state, group, head["sigma"])
-                head["sigma_step"] += 1
-                n_k = _normalise(k, head["sigma_sq"], head["sigma_step"], group)
-                head["sigma"] = head["sigma"] * (1 + group["lr3"] * n_k)
-        return loss
+    def gradient(self, p, group: dict):
+        """p.grad, or for an offset layer's weight the gradient of centred inputs:
+        grad_W(x - mu) = grad_W(x) - outer(mu, grad_b) (see minidl.optim.input_offsets)."""
+        for _, w, b, stats in self._offsets:
+            if w is p and b.grad is not None:
+                return centred_weight_grad(w.input_axes, p.grad, b.grad, stats.center())
+        return p.grad
+
+    def update_group(self, group: dict, params: list, grads: list, states: list) -> None:
+        """One ADAS update of every sigma-unit of the group with a gradient."""
+        given = {id(p): (grad, state) for p, grad, state in zip(params, grads, states)}
+        for unit in self._units[id(group)]:
+            active = [p for p in unit if id(p) in given]
+            if not active:
+                continue
+            head = self.state[unit[0]]
+            k = 0.0
+            for p in active:
+                grad, state = given[id(p)]
+                k = k + self._update_tensor(p, grad, state, group, head["sigma"])
+            head["sigma_step"] += 1
+            n_k = _normalise(k, head["sigma_sq"], head["sigma_step"], group)
+            head["sigma"] = head["sigma"] * (1 + group["lr3"] * n_k)
 
     # ------------------------------------------------------------------ state and lifetime
     @property
     def input_stats(self) -> list:
-        """The InputStats this optimizer attached, in construction order."""
-        return [stats for _, stats in self._stats]
+        """The InputStats of the offset layers, in construction order."""
+        return [stats for *_, stats in self._offsets]
 
     def state_dict(self) -> dict:
         out = super().state_dict()
@@ -298,19 +337,26 @@ class Adas(Optimizer):
         return out
 
     def load_state_dict(self, state_dict: dict) -> None:
-        saved = state_dict.get("input_stats", [])
-        if len(saved) != len(self._stats):
+        """Restore the state and the input statistics; the offsets' hooks are registered
+        again if close() had removed them."""
+        saved = state_dict.get("input_stats", []) if isinstance(state_dict, dict) else None
+        if saved is None or len(saved) != len(self._offsets):
             raise ValueError(
-                f"state_dict holds {len(saved)} input statistics, this Adas has {len(self._stats)}"
+                f"state_dict holds {len(saved or [])} input statistics, this Adas has "
+                f"{len(self._offsets)}"
             )
         super().load_state_dict(state_dict)
         for stats, s in zip(self.input_stats, saved):
             stats.load_state_dict(s)
+        if not self._handles:
+            self._handles = [layer.register_forward_pre_hook(fold_batch_hook(stats, w))
+                             for layer, w, _, stats in self._offsets]
 
     def close(self) -> None:
-        """Detach the input statistics from their layers (plain gradients again)."""
+        """Remove the offsets' forward pre-hooks: the statistics stop following the inputs
+        (the step still corrects with the last mean; use offsets=False for plain ADAS)."""
         for handle in self._handles:
-            handle.detach()
+            handle.remove()
         self._handles = []
 
     def __enter__(self) -> "Adas":
@@ -336,8 +382,8 @@ class Adas(Optimizer):
         corr = math.sqrt(1 - group["beta_1"] ** state["step"])
         n_raw = _normalise(grad, state["exp_avg_sq"], state["step"], group, out=n, tmp=tmp,
                            corrected=False)
-        xp.multiply(n_raw, (s * corr).reshape(bshape), out=tmp)
-        p.data -= tmp                                    # W <- W - s * n
+        xp.multiply(n_raw, (s * (corr * group["lr"])).reshape(bshape), out=tmp)
+        p.data -= tmp                                    # W <- W - lr * s * n
         xp.multiply(upd, grad, out=tmp)
         h = tmp.sum(axis=out_axes) if out_axes else tmp.copy()   # h = sum_out D * G
         upd *= group["beta_3"]
@@ -362,7 +408,7 @@ class Adas(Optimizer):
         s = state["lr"]
         prod = self.scratch(p.data, 0)
         self.kernel(KERNELS["adas_weight"])(
-            grad, s.reshape(bshape), 1 - b1, b1, eps, corr, b3, (1 - b3) * corr,
+            grad, s.reshape(bshape), 1 - b1, b1, eps, corr * group["lr"], b3, (1 - b3) * corr,
             p.data, state["exp_avg_sq"], state["update_avg"], prod)
         h = prod.sum(axis=out_axes) if out_axes else prod.copy()  # h = sum_out D * G
         prod = self.scratch(s, 2)

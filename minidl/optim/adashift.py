@@ -32,7 +32,7 @@ class AdaShift(Optimizer):
     before it nothing moves, and an all-zero gradient history never starts, so nothing is
     ever divided by zero. eps is outside the square root. The PyTorch ports deviate: one builds
     m incrementally from 0 at the first applied step, another reads the window off by one and
-    gets a negative bias correction (NaN) with keep_num = 10 (OPTIMIZERS.md, section 3.19).
+    gets a negative bias correction (NaN) with keep_num = 10.
 
     Hyperparameters:
         lr (1e-3): learning rate (1e-2 was used for max-AdaShift in the reproducibility
@@ -58,8 +58,6 @@ class AdaShift(Optimizer):
         n = group["keep_num"]
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"invalid keep_num: {n!r} (must be an integer >= 1)")
-        if len(group["betas"]) != 2:
-            raise ValueError(f"betas must be (beta1, beta2), got {group['betas']!r}")
         if group["reduce"] not in _REDUCTIONS:
             raise ValueError(f"invalid reduce: {group['reduce']!r} (valid: {_REDUCTIONS})")
 

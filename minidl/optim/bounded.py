@@ -63,8 +63,6 @@ class AdaBound(Optimizer):
     def validate(self, group: dict) -> None:
         super().validate(group)
         check_range("lr", group["lr"], 0.0, math.inf, lo_open=True)  # divides the final lr
-        if len(group["betas"]) != 2:
-            raise ValueError(f"betas must be (beta1, beta2), got {group['betas']!r}")
         check_range("final_lr", group["final_lr"], 0.0, math.inf)
         check_range("gamma", group["gamma"], 0.0, 1.0, lo_open=True, hi_open=True)
 

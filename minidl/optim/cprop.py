@@ -4,15 +4,12 @@ has kept its sign (Preechakul & Kijsirikul 2019, arXiv:1912.11493). A wrapper, n
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 
-import numpy as np
 
-from minidl import backend
 from minidl.backend import xp_of
-from minidl.optim.optimizer import check_range
+from minidl.optim.optimizer import check_range, copy_state
 
 _CDFS = ("bft", "bfo", "logistic")
 
@@ -51,7 +48,10 @@ class CProp:
     usual). state: CProp's own, per parameter: step, exp_avg (m), exp_avg_sq (v).
     """
 
-    needs_closure = False  # like any Optimizer's, read by training loops
+    @property
+    def needs_closure(self) -> bool:
+        """The base optimizer's flag: CProp only rescales the step it takes."""
+        return self.base.needs_closure
 
     def __init__(self, base_optimizer, beta: float = 0.999, c: float = 1.0, eps: float = 1e-8,
                  cdf: str = "bft"):
@@ -143,7 +143,7 @@ class CProp:
         """{'base': the base's state_dict, 'state': {index: CProp state}, 'cprop': hyperparameters}
         with parameters numbered in group order, as the base does."""
         index = {id(p): i for i, p in enumerate(self._params())}
-        own = {index[id(p)]: _copy(s) for p, s in self.state.items() if id(p) in index}
+        own = {index[id(p)]: copy_state(s) for p, s in self.state.items() if id(p) in index}
         return {"base": self.base.state_dict(), "state": own, "cprop": dict(self.defaults)}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -156,23 +156,9 @@ class CProp:
         self.state = {}
         for i, s in state_dict["state"].items():
             p = params[int(i)]
-            self.state[p] = _copy(s, like=p.data)
+            self.state[p] = copy_state(s, like=p.data)
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
         return f"CProp({hyper}) wrapping {self.base!r}"
 
-
-def _copy(state: dict, like=None) -> dict:
-    """A copy of one parameter's CProp state; with `like`, arrays go to its device and dtype."""
-    out = {}
-    for key, value in state.items():
-        if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
-            if like is None:
-                out[key] = value.copy()
-            else:
-                value = backend.to_device(value, backend.device_of(like))
-                out[key] = value.astype(like.dtype, copy=True)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out

@@ -6,9 +6,6 @@ from __future__ import annotations
 import copy
 import math
 import sys
-from collections.abc import Callable
-
-from minidl.autograd import enable_grad
 from minidl.backend import xp_of
 from minidl.optim.optimizer import Optimizer, check_range, update_moments
 
@@ -20,8 +17,9 @@ class Eve(Optimizer):
     Locally and Globally Adaptive Learning Rates", arXiv:1611.01505 (v3, 2018; v1 2016 by
     Koushik & Hayashi). Algorithm of the paper (`paper/alg.tex` in rooa/eve).
 
-    f_t is the objective at step t: one scalar for the whole model, given to `step` through
-    its closure or as `step(loss=...)`. Per step t (g includes coupled L2 weight decay):
+    f_t is the objective at step t: one scalar for the whole model, returned by the closure
+    given to `step` (`opt.step(lambda: loss)` when the loss is already computed). Per step t
+    (g includes coupled L2 weight decay):
 
         m <- b1*m + (1-b1)*g      m_hat = m / (1-b1^t)
         v <- b2*v + (1-b2)*g^2    v_hat = v / (1-b2^t)
@@ -59,30 +57,21 @@ class Eve(Optimizer):
 
     def validate(self, group: dict) -> None:
         super().validate(group)
-        if len(group["betas"]) != 3:
-            raise ValueError(f"betas must be (beta1, beta2, beta3), got {group['betas']!r}")
         check_range("c", group["c"], 1.0, math.inf)
         check_range("f_star", group["f_star"], -math.inf, math.inf)
 
-    def step(self, closure: Callable | None = None, loss=None):
-        """One update. The objective comes from `closure()` or from `loss` (a number or a
-        one-element Tensor/array); exactly one of them is required. Returns the loss."""
-        if closure is not None:
-            if loss is not None:
-                raise ValueError("Eve.step: give the loss through closure or loss=, not both")
-            with enable_grad():
-                loss = closure()
+    def before_update(self, loss, batches: list) -> None:
+        """The loss feedback d, from the objective the closure returned (a number or a
+        one-element Tensor/array)."""
         if loss is None:
             raise ValueError(
                 "Eve needs the objective value at every step: call step(closure) with a "
-                "closure that returns the loss, or step(loss=value)"
+                "closure that returns the loss (e.g. step(lambda: loss))"
             )
         f = float(loss.item() if hasattr(loss, "item") else loss)
         if not math.isfinite(f):
             raise ValueError(f"Eve got a non-finite loss ({f})")
         self._update_feedback(f)
-        super().step()
-        return loss
 
     def _update_feedback(self, f: float) -> None:
         f_prev, ds = self.feedback["loss_prev"], self.feedback["d"]

@@ -103,6 +103,15 @@ class LBFGS(Optimizer):
             raise ValueError(f"line_search_fn must be None or 'strong_wolfe', got "
                              f"{group['line_search_fn']!r}")
 
+    def check_saved_state(self, p, state: dict, index: int) -> None:
+        """L-BFGS keeps flat vectors over all parameters: their length must be the total size."""
+        total = sum(q.data.size for q in self._param_list)
+        for key in ("d", "prev_flat_grad"):
+            value = state.get(key)
+            if value is not None and value.size != total:
+                raise ValueError(f"state_dict: '{key}' has {value.size} entries, the parameters "
+                                 f"have {total}")
+
     # ------------------------------------------------------------------ flat views
     def _gather_flat_grad(self):
         xp = xp_of(self._param_list[0].data)

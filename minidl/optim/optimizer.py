@@ -8,13 +8,36 @@ A subclass is its docstring (the algorithm, paper, defaults, state keys) plus::
     def init_state(self, p, group) -> dict     # zeros_like(p.data) etc., on p's device
     def update(self, p, grad, state, group)    # the equations, updating p.data in place
 
-`grad` already includes coupled L2 weight decay (g + weight_decay * p) when the group has a
-`weight_decay`. `p.grad` itself is never modified: it may be shared with other arrays.
+The step is one seam for every optimizer. `Optimizer.step` evaluates the closure, switches
+off the graph, creates missing state (`init_state`), adds coupled L2 weight decay
+(g + weight_decay * p, unless the class sets `coupled_weight_decay = False` or the group's
+`decoupled` is True), calls `before_update` with every group's gradients, and then calls
+`update_group(group, params, grads, states)` once per parameter group, with every parameter of
+the group that has a gradient. Subclasses never override `step`:
+
+* the default `update_group` loops over the parameters and calls `fused_update` (when the
+  class defines one and `use_fused` says the parameter qualifies: the GPU kernel path) or
+  `update` (the xp path);
+* an algorithm that couples its parameters (ADAS's per-layer step sizes, Adai's global mean)
+  overrides `update_group` instead;
+* a multi-tensor implementation (one flat buffer per group and state key) overrides
+  `update_group` too, and a fused kernel for it is declared the same way, by the class.
+
+`grad` never aliases `p.grad` when it was changed (decay, `gradient` corrections): `p.grad`
+itself is never modified, it may be shared with other arrays.
+
+Capability flags, declared here once and read by training loops without guessing:
+`needs_closure` (step must be given a closure that recomputes the loss) and
+`coupled_weight_decay`. `group['lr']` is always the live learning rate that schedulers set.
+Parameters must be float32 or float64: in float16, eps = 1e-8 and the squared gradients of the
+adaptive methods underflow to 0 and their divisions give inf/NaN, so optimizers refuse it at
+construction (keep float32 master weights instead).
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from typing import Callable, Iterable
 
@@ -39,12 +62,20 @@ def check_range(name: str, value, lo: float, hi: float, lo_open: bool = False,
     """Raise ValueError naming the hyperparameter unless lo <= value <= hi (open ends optional)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"invalid {name}: {value} (must be a finite number)")
     too_low = value <= lo if lo_open else value < lo
     too_high = value >= hi if hi_open else value > hi
-    if too_low or too_high or math.isnan(value):
+    if too_low or too_high:
         lb = "(" if lo_open else "["
         rb = ")" if hi_open else "]"
         raise ValueError(f"invalid {name}: {value} (must be in {lb}{lo}, {hi}{rb})")
+
+
+def check_flag(name: str, value) -> None:
+    """Raise TypeError naming the hyperparameter unless it is True or False (NumPy's bool too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"invalid {name}: {value!r} ({name} must be True or False)")
 
 
 class Optimizer:
@@ -57,15 +88,18 @@ class Optimizer:
 
     needs_closure = False  # True where step() must re-evaluate the loss (LBFGS)
     coupled_weight_decay = True  # False where the algorithm decouples decay (AdamW)
+    needs_closure = False  # True where step() must re-evaluate the model (L-BFGS)
     fused: bool | None = False  # None or True where a subclass has GPU kernels (see use_fused)
+    # a method (p, grad, state, group) doing `update` as GPU kernels; None: no kernel
+    fused_update = None
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
         self._scratch: dict = {}
         self.state: dict = {}
         self.param_groups: list[dict] = []
-        if isinstance(params, Module):
-            params = params.parameters()
+        if isinstance(params, Module):  # one group; add_param_group sees the Module itself
+            params = [{"params": params}]
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of Parameters or dicts, got one Tensor")
         params = list(params)
@@ -88,6 +122,12 @@ class Optimizer:
                 raise TypeError(f"optimizer params must be Tensors, got {type(p).__name__}")
             if not p.requires_grad:
                 raise ValueError("optimizer got a tensor that does not require grad")
+            if p.dtype not in (np.float32, np.float64):
+                raise TypeError(
+                    f"{type(self).__name__} needs float32 or float64 parameters, got one of "
+                    f"dtype {p.dtype} (in float16 eps and squared gradients underflow to 0); "
+                    "keep float32 parameters"
+                )
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -112,6 +152,11 @@ class Optimizer:
             betas = group["betas"]
             if not isinstance(betas, (tuple, list)):
                 raise TypeError(f"betas must be a tuple, got {betas!r}")
+            # the signature's default says how many the algorithm has
+            default = inspect.signature(type(self).__init__).parameters["betas"].default
+            if len(betas) != len(default):
+                raise ValueError(f"betas must be {len(default)} values (default "
+                                 f"{tuple(default)}), got {tuple(betas)!r}")
             for i, b in enumerate(betas):
                 check_range(f"betas[{i}]", b, 0.0, 1.0, hi_open=True)
 
@@ -130,6 +175,21 @@ class Optimizer:
 
     def update(self, p, grad, state: dict, group: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def update_group(self, group: dict, params: list, grads: list, states: list) -> None:
+        """Update every parameter of `group` that has a gradient (params, their gradients with
+        any coupled decay, their states: three parallel lists). Default: one parameter at a
+        time, through the class's GPU kernel (`fused_update`) where `use_fused` allows it."""
+        for p, grad, state in zip(params, grads, states):
+            if self.fused_update is not None and self.use_fused(p, grad, *_arrays(state)):
+                self.fused_update(p, grad, state, group)
+            else:
+                self.update(p, grad, state, group)
+
+    def gradient(self, p, group: dict):
+        """The gradient this step uses for `p`, before weight decay: p.grad. A subclass may
+        return a corrected copy (ADAS's input offsets); p.grad itself is never modified."""
+        return p.grad
 
     def scratch(self, like, slot: int = 0):
         """A reusable work array shaped like `like` (one per shape, dtype, device and slot), so
@@ -177,22 +237,32 @@ class Optimizer:
             return closure()
 
     def step(self, closure: Callable | None = None):
-        """One update of every parameter that has a gradient; returns the closure's loss."""
+        """One update of every parameter that has a gradient; returns the closure's loss.
+        Subclasses customise `update`, `update_group` or `gradient`, never this method."""
         loss = self.evaluate_closure(closure)
         with no_grad():
+            batches = []
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state.get(p)
-                    if state is None:
-                        state = self.state[p] = self.init_state(p, group)
-                    grad = p.grad
-                    wd = group.get("weight_decay", 0.0)
-                    if wd and self.coupled_weight_decay:
-                        grad = grad + wd * p.data
-                    self.update(p, grad, state, group)
+                active = [p for p in group["params"] if p.grad is not None]
+                if not active:
+                    continue
+                for p in active:  # state first: a subclass may create several at once
+                    if p not in self.state:
+                        self.state[p] = self.init_state(p, group)
+                grads = [self.gradient(p, group) for p in active]
+                wd = group.get("weight_decay", 0.0)
+                if wd and self.coupled_weight_decay and not group.get("decoupled", False):
+                    grads = [g + wd * p.data for p, g in zip(active, grads)]
+                batches.append((group, active, grads, [self.state[p] for p in active]))
+            self.before_update(loss, batches)
+            for batch in batches:
+                self.update_group(*batch)
         return loss
+
+    def before_update(self, loss, batches: list) -> None:
+        """Called once per step with the closure's loss (None without one) and, per group with
+        gradients, (group, params, grads, states), before any parameter changes: the place for
+        quantities shared by all groups (Eve's loss feedback, Adai's mean second moment)."""
 
     # ------------------------------------------------------------------ state
     def _params(self) -> list:
@@ -209,12 +279,18 @@ class Optimizer:
             d = {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
             d["params"] = [index[id(p)] for p in g["params"]]
             groups.append(d)
-        state = {index[id(p)]: _copy_state(s) for p, s in self.state.items() if id(p) in index}
+        state = {index[id(p)]: copy_state(s) for p, s in self.state.items() if id(p) in index}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a state_dict: group count and sizes must match; floating arrays are cast to
         each parameter's dtype and moved to its device."""
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict needs a dict with 'state' and "
+                f"'param_groups' (from state_dict()), got "
+                f"{sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict)}"
+            )
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(
@@ -228,6 +304,11 @@ class Optimizer:
                     f"optimizer has {len(own['params'])}"
                 )
         params = self._params()
+        for i, s in state_dict["state"].items():
+            if not 0 <= int(i) < len(params):
+                raise ValueError(f"state_dict has state for parameter {i}, optimizer has "
+                                 f"{len(params)} parameters")
+            self.check_saved_state(params[int(i)], s, int(i))
         for saved, own in zip(groups, self.param_groups):
             for k, v in saved.items():
                 if k != "params":
@@ -235,7 +316,17 @@ class Optimizer:
         self.state = {}
         for i, s in state_dict["state"].items():
             p = params[int(i)]
-            self.state[p] = _copy_state(s, like=p.data)
+            self.state[p] = copy_state(s, like=p.data)
+
+    def check_saved_state(self, p, state: dict, index: int) -> None:
+        """Raise ValueError if a saved per-parameter state cannot belong to `p`: an array with
+        as many axes as p must have p's shape (moments, buffers). Called for every parameter
+        before anything is loaded."""
+        for key, value in state.items():
+            shape = getattr(value, "shape", None)
+            if shape is not None and len(shape) == p.ndim and tuple(shape) != tuple(p.shape):
+                raise ValueError(f"state_dict: state '{key}' of parameter {index} has shape "
+                                 f"{tuple(shape)}, the parameter has shape {tuple(p.shape)}")
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -277,12 +368,17 @@ def update_moments(grad, m, v, beta1: float, beta2: float, tmp=None) -> None:
     v += tmp
 
 
-def _copy_state(value, like=None):
+def _arrays(state: dict) -> list:
+    """The arrays (NumPy or CuPy) among a state's values."""
+    return [v for v in state.values() if isinstance(v, np.ndarray) or backend.is_cupy_array(v)]
+
+
+def copy_state(value, like=None):
     """Deep copy of a state value; with `like`, floating arrays move to its device and dtype."""
     if isinstance(value, dict):
-        return {k: _copy_state(v, like) for k, v in value.items()}
+        return {k: copy_state(v, like) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_copy_state(v, like) for v in value)
+        return type(value)(copy_state(v, like) for v in value)
     if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
         if like is not None:
             value = backend.to_device(value, backend.device_of(like))

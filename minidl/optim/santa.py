@@ -18,7 +18,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.backend import xp_of
-from minidl.optim.optimizer import Optimizer, check_range
+from minidl.optim.optimizer import Optimizer, check_flag, check_range
 
 _COMMON_DOC = """
     Notation: eta = lr; N = training-set size; F = N * (mean minibatch loss) is the paper's
@@ -35,11 +35,11 @@ _COMMON_DOC = """
         sqrt(2 eta^(3/2) g_{t-1}/beta_t) * zeta_t
     as the paper's variables give it (u = h*p, alpha = h*Xi, eta = h^2 for the step h of the
     SDE: a momentum noise of variance 2 h G_2/beta becomes 2 h^3 g/beta in u) and as the
-    authors' Caffe and MATLAB code draw it. (OPTIMIZERS.md writes sqrt(2 eta g_{t-1}/beta_t):
-    with that the thermostat would settle at alpha ~ g instead of sqrt(eta)*g, the scale of
-    alpha_0 = sqrt(eta)*C, and SantaE's Euler step diverges as soon as g > 2.)
+    authors' Caffe and MATLAB code draw it. (Written as sqrt(2 eta g_{t-1}/beta_t), as some
+    summaries have it, the thermostat would settle at alpha ~ g instead of sqrt(eta)*g, the
+    scale of alpha_0 = sqrt(eta)*C, and SantaE's Euler step diverges as soon as g > 2.)
     g_0 is taken equal to g_1, so the preconditioner-drift term (eta/beta_t)(1 - g_{t-1}/g_t)/u
-    vanishes at t = 1: the seed article's g_0 = 0 added a spurious eta/(beta_1 u_0) kick there.
+    vanishes at t = 1: taking g_0 = 0 instead would add a spurious eta/(beta_1 u_0) kick there.
     Where u_{t-1} is exactly 0 that term is taken as 0 (it is undefined there).
 """
 
@@ -99,9 +99,7 @@ class _Santa(Optimizer):
         check_range("sigma", group["sigma"], 0.0, 1.0, hi_open=True)
         check_range("lambd", group["lambd"], 0.0, math.inf, lo_open=True)
         check_range("gamma", group["gamma"], 0.0, math.inf)
-        if not isinstance(group["preconditioner_drift"], (bool, np.bool_)):
-            raise ValueError(f"invalid preconditioner_drift: {group['preconditioner_drift']!r} "
-                             "(must be True or False)")
+        check_flag("preconditioner_drift", group["preconditioner_drift"])
 
     def _normal(self, p):
         """zeta ~ N(0, I) shaped like p, from the optimizer's generator, drawn on p's device."""

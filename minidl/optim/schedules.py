@@ -37,7 +37,7 @@ class LRScheduler:
         every group must already hold 'initial_lr' (saved with the optimizer's state).
     """
 
-    needs_metric = False  # True where step() takes the monitored metric
+    needs_metric = False  # True where step() takes the monitored metric (ReduceLROnPlateau)
 
     def __init__(self, optimizer, last_epoch: int = -1):
         if not hasattr(optimizer, "param_groups"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minidl.optim.optimizer import Optimizer
+from minidl.optim.optimizer import Optimizer, check_flag
 
 
 class SGD(Optimizer):
@@ -51,8 +51,7 @@ class SGD(Optimizer):
     def validate(self, group: dict) -> None:
         super().validate(group)
         for flag in ("nesterov", "maximize"):
-            if not isinstance(group[flag], bool):
-                raise TypeError(f"{flag} must be True or False, got {group[flag]!r}")
+            check_flag(flag, group[flag])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 "nesterov=True requires momentum > 0 and dampening == 0, got "
