@@ -188,7 +188,8 @@ OPS = {
     # shape operations
     "reshape": (1, _any, lambda a: a.reshape(tuple(reversed(a.shape))), _none, None),
     "flatten": (1, _any, lambda a: a.flatten(), _none, None),
-    "transpose": (1, _any, lambda a, axes: a.transpose(axes), _permutation, None),
+    "permute": (1, _any, lambda a, axes: a.permute(axes), _permutation, None),
+    "transpose": (1, _nd(2), lambda a: a.transpose(0, -1), _none, None),
     "T": (1, _any, lambda a: a.T, _none, None),
     "swapaxes": (1, _nd(2), lambda a: a.swapaxes(0, -1), _none, None),
     "broadcast_to": (1, _any, lambda a: a.broadcast_to((2,) + a.shape), _none, None),
