@@ -101,9 +101,9 @@ __all__ = [
     "default_dtype", "device", "enable_grad", "exp", "expm1", "eye", "flatten", "flip", "floor",
     "full", "full_like", "gather", "get_default_dtype", "get_num_threads", "gpu_available",
     "gradcheck", "is_grad_enabled", "isfinite", "isinf", "isnan", "linspace", "load", "log",
-    "log1p", "log_softmax", "logsumexp", "manual_seed", "masked_fill", "matmul", "max", "maximum",
-    "mean", "min", "minimum", "mse_loss", "nn", "no_grad", "ones", "ones_like", "ops", "optim", "pad",
-    "permute", "prod", "rand", "randn", "round", "save", "set_default_dtype", "set_num_threads",
+    "log1p", "log_softmax", "logsumexp", "manual_seed", "masked_fill", "matmul", "max",
+    "maximum", "mean", "min", "minimum", "mse_loss", "nn", "no_grad", "ones", "ones_like", "ops",
+    "optim", "pad", "permute", "prod", "rand", "randn", "round", "save", "set_default_dtype", "set_num_threads",
     "sign", "sin", "softmax", "split", "sqrt", "squeeze", "stack", "std", "sum", "swapdims",
     "tensor", "transpose", "tril", "triu", "unsqueeze", "var", "where", "zeros", "zeros_like",
 ]
