@@ -111,13 +111,9 @@ def _threads(n: int) -> None:
         print(f"note: --threads {n} is more than the {cores} cores here; using {cores}",
               file=sys.stderr)
         n = cores
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
-    except ImportError:
-        print("note: threadpoolctl is not installed; set OPENBLAS_NUM_THREADS / "
-              "OMP_NUM_THREADS before starting Python instead", file=sys.stderr)
-        return
-    threadpool_limits(n)
+    from minidl.threads import set_num_threads  # noqa: PLC0415
+
+    set_num_threads(n)
 
 
 def _conflict_message(err) -> str:
@@ -273,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--log-every", type=int, default=50)
     t.add_argument("--threads", type=int, default=1,
                    help="BLAS threads (default 1; 0 keeps BLAS's default; at most the number "
-                        "of cores; needs threadpoolctl)")
+                        "of cores)")
     t.set_defaults(func=cmd_train)
 
     o = sub.add_parser("optimizers", help="list every optimizer with its defaults")

@@ -20,6 +20,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.backend import device_of, to_device, to_numpy, xp_of
+from minidl.naming import torch_names
 
 _grad_enabled = True
 
@@ -228,6 +229,19 @@ def _as_array(data, dtype, device):
     return arr
 
 
+class _Size(int):
+    """An int (the number of elements, NumPy's `size`) that, when called, answers PyTorch's
+    `size(dim=None)`: the shape, or the length of one dim. Both languages read naturally."""
+
+    def __new__(cls, count: int, shape: tuple):
+        self = super().__new__(cls, count)
+        self.shape = shape
+        return self
+
+    def __call__(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation.
 
@@ -289,8 +303,10 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self) -> "_Size":
+        """NumPy's element count as an int; called, PyTorch's size(dim=None): the shape, or
+        one dim's length (x.size(0) is the batch size)."""
+        return _Size(self.data.size, self.data.shape)
 
     @property
     def device(self) -> str:
@@ -502,34 +518,85 @@ class Tensor:
         return bool(self.item())
 
     # ------------------------------------------------------------------ methods
+    @torch_names
     def sum(self, axis=None, keepdims=False):
         return ops.sum(self, axis, keepdims)
 
+    @torch_names
     def mean(self, axis=None, keepdims=False):
         return ops.mean(self, axis, keepdims)
 
+    @torch_names
     def max(self, axis=None, keepdims=False):
         return ops.max(self, axis, keepdims)
 
+    @torch_names
     def min(self, axis=None, keepdims=False):
         return ops.min(self, axis, keepdims)
 
-    def argmax(self, axis=None) -> "Tensor":
-        return Tensor._make(self.data.argmax(axis=axis), False, None)
+    @torch_names
+    def var(self, axis=None, correction=1, keepdims=False, unbiased=None):
+        return ops.var(self, axis, correction, keepdims, unbiased)
 
-    def argmin(self, axis=None) -> "Tensor":
-        return Tensor._make(self.data.argmin(axis=axis), False, None)
+    @torch_names
+    def std(self, axis=None, correction=1, keepdims=False, unbiased=None):
+        return ops.std(self, axis, correction, keepdims, unbiased)
+
+    @torch_names
+    def prod(self, axis=None, keepdims=False):
+        return ops.prod(self, axis, keepdims)
+
+    @torch_names
+    def cumsum(self, axis):
+        return ops.cumsum(self, axis)
+
+    @torch_names
+    def any(self, axis=None, keepdims=False):
+        return ops.any(self, axis, keepdims)
+
+    @torch_names
+    def all(self, axis=None, keepdims=False):
+        return ops.all(self, axis, keepdims)
+
+    @torch_names
+    def argmax(self, axis=None, keepdims=False) -> "Tensor":
+        return ops.argmax(self, axis, keepdims)
+
+    @torch_names
+    def argmin(self, axis=None, keepdims=False) -> "Tensor":
+        return ops.argmin(self, axis, keepdims)
 
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return ops.reshape(self, shape)
 
+    def view(self, *shape):
+        """reshape under PyTorch's name (the result may or may not share memory, as NumPy)."""
+        return ops.view(self, *shape)
+
+    def view_as(self, other):
+        return ops.reshape(self, other.shape)
+
+    @torch_names
     def flatten(self, start_axis: int = 0):
         return ops.flatten(self, start_axis)
 
-    def transpose(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return ops.transpose(self, axes or None)
+    @torch_names
+    def squeeze(self, axis=None):
+        return ops.squeeze(self, axis)
+
+    @torch_names
+    def unsqueeze(self, axis: int):
+        return ops.unsqueeze(self, axis)
+
+    def permute(self, *dims):
+        """Reorder all dims (NumPy's transpose(axes))."""
+        return ops.permute(self, *dims)
+
+    def transpose(self, dim0: int, dim1: int):
+        """Swap two dims, as torch.Tensor.transpose. This differs from NumPy's transpose(*axes),
+        which permutes all axes: use permute(*axes) for that, or .T to reverse them all."""
+        return ops.swapdims(self, dim0, dim1)
 
     @property
     def T(self):
@@ -540,6 +607,39 @@ class Tensor:
 
     def broadcast_to(self, shape):
         return ops.broadcast_to(self, shape)
+
+    def expand(self, *sizes):
+        return ops.expand(self, *sizes)
+
+    def expand_as(self, other):
+        return ops.broadcast_to(self, other.shape)
+
+    @torch_names
+    def flip(self, axis):
+        return ops.flip(self, axis)
+
+    @torch_names
+    def split(self, split_size_or_sections, axis: int = 0):
+        return ops.split(self, split_size_or_sections, axis)
+
+    @torch_names
+    def chunk(self, chunks: int, axis: int = 0):
+        return ops.chunk(self, chunks, axis)
+
+    def repeat(self, *repeats):
+        return ops.repeat(self, *repeats)
+
+    def tril(self, diagonal: int = 0):
+        return ops.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0):
+        return ops.triu(self, diagonal)
+
+    def gather(self, dim: int, index):
+        return ops.gather(self, dim, index)
+
+    def masked_fill(self, mask, value):
+        return ops.masked_fill(self, mask, value)
 
     def exp(self):
         return ops.exp(self)
@@ -553,8 +653,52 @@ class Tensor:
     def abs(self):
         return ops.abs(self)
 
+    def neg(self):
+        return ops.neg(self)
+
+    def pow(self, exponent):
+        return ops.pow(self, exponent)
+
+    def matmul(self, other):
+        return ops.matmul(self, other)
+
+    def sin(self):
+        return ops.sin(self)
+
+    def cos(self):
+        return ops.cos(self)
+
+    def log1p(self):
+        return ops.log1p(self)
+
+    def expm1(self):
+        return ops.expm1(self)
+
+    def sign(self):
+        return ops.sign(self)
+
+    def floor(self):
+        return ops.floor(self)
+
+    def ceil(self):
+        return ops.ceil(self)
+
+    def round(self):
+        return ops.round(self)
+
+    def isnan(self):
+        return ops.isnan(self)
+
+    def isinf(self):
+        return ops.isinf(self)
+
+    def isfinite(self):
+        return ops.isfinite(self)
+
     def clip(self, min=None, max=None):
         return ops.clip(self, min, max)
+
+    clamp = clip  # PyTorch's name
 
     def relu(self):
         return ops.relu(self)
@@ -565,14 +709,44 @@ class Tensor:
     def tanh(self):
         return ops.tanh(self)
 
+    @torch_names
     def softmax(self, axis=-1):
         return ops.softmax(self, axis)
 
+    @torch_names
     def log_softmax(self, axis=-1):
         return ops.log_softmax(self, axis)
 
+    @torch_names
     def logsumexp(self, axis=None, keepdims=False):
         return ops.logsumexp(self, axis, keepdims)
+
+    def eq(self, other) -> "Tensor":
+        """Elementwise ==, a bool tensor (the == operator does the same)."""
+        return self._compare(other, "__eq__")
+
+    def ne(self, other) -> "Tensor":
+        return self._compare(other, "__ne__")
+
+    def numel(self) -> int:
+        """Number of elements (the `size` property; `size()` is the shape, as torch)."""
+        return int(self.data.size)
+
+    def dim(self) -> int:
+        """Number of dimensions (ndim)."""
+        return self.data.ndim
+
+    def float(self) -> "Tensor":
+        """float32 copy (differentiable between floating dtypes, as astype)."""
+        return self if self.dtype == np.float32 else self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        """float64 copy (see float)."""
+        return self if self.dtype == np.float64 else self.astype(np.float64)
+
+    def long(self) -> "Tensor":
+        """int64 copy, without gradient."""
+        return Tensor._make(self.data.astype(np.int64), False, None)
 
 
 def tensor(data, requires_grad: bool = False, dtype=None, device: str | None = None) -> Tensor:

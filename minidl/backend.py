@@ -372,6 +372,9 @@ class KernelSource(NamedTuple):
 # kernels are memory-bound; FMA would save no time.
 KERNEL_OPTIONS = ("--fmad=false",)
 
+# the error function on the GPU (erf-based GELU), without importing cupyx.scipy
+ERF_KERNEL = KernelSource("T x", "T y", "y = erf(x);", "minidl_erf")
+
 
 def elementwise_kernel(in_params: str, out_params: str, body: str, name: str):
     """The cupy.ElementwiseKernel of this source, built on first request and cached (CuPy
@@ -395,3 +398,14 @@ def synchronize(device: str = "cpu") -> None:
     """Wait until queued GPU work is done (for timing); nothing to do on the CPU."""
     if device == "cuda":
         _cupy().cuda.get_current_stream().synchronize()
+
+
+def erf(a):
+    """The error function elementwise, on a's device. NumPy has none, so the CPU applies
+    math.erf per element (exact, and fast enough for activations of this size); the GPU runs
+    the one-line kernel ERF_KERNEL (CUDA's erf)."""
+    if is_cupy_array(a):
+        out = _cupy().empty_like(a)
+        elementwise_kernel(*ERF_KERNEL)(a, out)
+        return out
+    return np.vectorize(math.erf, otypes=[a.dtype])(a)

@@ -62,6 +62,7 @@ class CpuKernel:
         return "\n".join([
             "#include <cmath>",
             "using std::sqrt;",
+            "using std::erf;",
             f"typedef {ctype} T;",
             f'extern "C" void {self.source.name}(long n, {", ".join(params)}) {{',
             "    for (long i = 0; i < n; ++i) {",

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import minidl.nn.functional as F
 from minidl import backend, ops
 from minidl.autograd import Tensor
 from minidl.gradcheck import gradcheck
@@ -119,6 +120,11 @@ def _classes(draw, shapes):
     return dict(target=p / p.sum(axis=1, keepdims=True))
 
 
+def _class_indices(draw, shapes):
+    n, c = shapes[0]
+    return dict(target=np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n))))
+
+
 def _none(draw, shapes):
     return {}
 
@@ -168,6 +174,20 @@ OPS = {
     "astype": (1, _any, lambda a: a.astype(np.float64), _none, None),
     "dropout": (1, _any, lambda a: ops.dropout(a, 0.3, True, rng=backend.Generator(5)),
                 _none, None),
+    "silu": (1, _any, lambda a: F.silu(a), _none, None),
+    "gelu": (1, _any, lambda a: F.gelu(a), _none, None),
+    "gelu_tanh": (1, _any, lambda a: F.gelu(a, approximate="tanh"), _none, None),
+    "elu": (1, _any, lambda a: F.elu(a, 0.5), _none, lambda a: _gap(a, 0)),
+    "softplus": (1, _any, lambda a: F.softplus(a, beta=2.0), _none, None),
+    "logsigmoid": (1, _any, lambda a: F.logsigmoid(a), _none, None),
+    "hardtanh": (1, _any, lambda a: F.hardtanh(a, -0.5, 0.5), _none,
+                 lambda a: min(_gap(a, -0.5), _gap(a, 0.5))),
+    "relu6": (1, _any, lambda a: F.relu6(a * 8), _none,
+              lambda a: min(_gap(a * 8, 0), _gap(a * 8, 6))),
+    "sin": (1, _any, lambda a: a.sin(), _none, None),
+    "cos": (1, _any, lambda a: a.cos(), _none, None),
+    "log1p": (1, _any, lambda a: (a * a).log1p(), _none, None),
+    "expm1": (1, _any, lambda a: a.tanh().expm1(), _none, None),
     # elementwise, two operands with broadcasting
     "add": (2, _broadcasts, lambda a, b: a + b, _none, None),
     "sub": (2, _broadcasts, lambda a, b: a - b, _none, None),
@@ -185,14 +205,33 @@ OPS = {
     "logsumexp": (1, _any, lambda a, **o: a.logsumexp(**o), _axis_options, None),
     "softmax": (1, _nd(1), lambda a, axis: a.softmax(axis), _one_axis, None),
     "log_softmax": (1, _nd(1), lambda a, axis: a.log_softmax(axis), _one_axis, None),
+    "var": (1, _any, lambda a, axis, keepdims: a.var(dim=axis, keepdim=keepdims,
+                                                      correction=0), _axis_options, None),
+    "prod": (1, _nd(1), lambda a, axis: a.prod(dim=axis), _one_axis, None),
+    "cumsum": (1, _nd(1), lambda a, axis: a.cumsum(dim=axis), _one_axis, None),
     # shape operations
     "reshape": (1, _any, lambda a: a.reshape(tuple(reversed(a.shape))), _none, None),
     "flatten": (1, _any, lambda a: a.flatten(), _none, None),
-    "transpose": (1, _any, lambda a, axes: a.transpose(axes), _permutation, None),
+    "permute": (1, _any, lambda a, axes: a.permute(axes), _permutation, None),
+    "transpose": (1, _nd(2), lambda a: a.transpose(0, -1), _none, None),
     "T": (1, _any, lambda a: a.T, _none, None),
     "swapaxes": (1, _nd(2), lambda a: a.swapaxes(0, -1), _none, None),
     "broadcast_to": (1, _any, lambda a: a.broadcast_to((2,) + a.shape), _none, None),
     "getitem": (1, _nd(1), lambda a, index: a[index], _index, None),
+    "squeeze": (1, _any, lambda a: a.unsqueeze(0).squeeze(0), _none, None),
+    "unsqueeze": (1, _any, lambda a: a.unsqueeze(-1), _none, None),
+    "view": (1, _any, lambda a: a.view(-1), _none, None),
+    "expand": (1, _any, lambda a: a.unsqueeze(0).expand(2, *a.shape), _none, None),
+    "flip": (1, _nd(1), lambda a: a.flip(dim=0), _none, None),
+    "split": (1, _nd(1), lambda a: a.split(1, dim=0)[-1], _none, None),
+    "chunk": (1, _nd(1), lambda a: a.chunk(2, dim=-1)[0], _none, None),
+    "repeat": (1, _any, lambda a: a.repeat(*([2] * max(a.ndim, 1))), _none, None),
+    "tril": (1, _nd(2), lambda a: a.tril(), _none, None),
+    "triu": (1, _nd(2), lambda a: a.triu(1), _none, None),
+    "gather": (1, _nd(1), lambda a: a.gather(0, np.zeros((2,) + a.shape[1:], dtype=np.int64)),
+               _none, None),
+    "masked_fill": (1, _any, lambda a: a.masked_fill(a.data > 0.5, 0.25), _none,
+                    lambda a: _gap(a, 0.5)),
     "pad": (1, _nd(1), lambda a: ops.pad(a, 1, value=0.25), _none, None),
     "concatenate": (2, lambda a, b: len(a) == len(b) >= 1 and a[1:] == b[1:],
                     lambda a, b: ops.concatenate([a, b], axis=0), _none, None),
@@ -204,6 +243,16 @@ OPS = {
     "linear": (3, lambda a, w, c: _mm(a, w) and c == (w[1],), ops.linear, _none, None),
     # losses
     "mse_loss": (2, _equal, ops.mse_loss, _none, None),
+    "nll_loss": (1, lambda a: len(a) == 2, lambda a, target: F.nll_loss(a, target),
+                 _class_indices, None),
+    "cross_entropy_smooth": (1, lambda a: len(a) == 2, lambda a, target: F.cross_entropy(
+        a, target, weight=np.linspace(0.5, 2.0, a.shape[1]), label_smoothing=0.1),
+        _class_indices, None),
+    "bce_with_logits": (1, _any, lambda a: F.binary_cross_entropy_with_logits(
+        a, np.full(a.shape, 0.3), pos_weight=2.0), _none, None),
+    "smooth_l1_loss": (2, _equal, lambda a, b: F.smooth_l1_loss(a, b, beta=0.5), _none,
+                       lambda a, b: min(_gap(a - b, 0.5), _gap(b - a, 0.5))),
+    "layer_norm": (1, _nd(1), lambda a: F.layer_norm(a, a.shape[-1:]), _none, None),
     "cross_entropy": (1, lambda a: len(a) == 2,
                       lambda a, target: ops.cross_entropy(a, target), _classes, None),
 }

@@ -24,7 +24,7 @@ from minidl.backend import KernelSource
 from minidl.optim import adam, adas
 from tests.cpu_kernels import param_names
 
-SOURCES = (*adam.KERNELS.values(), *adas.KERNELS.values())
+SOURCES = (*adam.KERNELS.values(), *adas.KERNELS.values(), backend.ERF_KERNEL)
 # Compute capabilities of the cupy-cuda12x wheels of CuPy 12.x/13.x (Maxwell sm_50 to Hopper
 # sm_90; CuPy 13.4+ adds Blackwell, compiled for where the installed NVRTC knows it)
 CUPY12_ARCHS = (50, 52, 60, 61, 70, 75, 80, 86, 89, 90)

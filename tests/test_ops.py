@@ -176,7 +176,7 @@ for shape, axes in [((2, 3, 4), None), ((2, 3, 4), (1, 2, 0)), ((2, 3, 4), (-1, 
                     ((3, 4), None), ((5,), None)]:
     case(f"transpose{shape}{axes}".replace(" ", ""), lambda x, a=axes: ops.transpose(x, a),
          lambda x, a=axes: np.transpose(x, a), U(*shape))
-case("transpose_varargs", lambda x: x.transpose(2, 0, 1), lambda x: x.transpose(2, 0, 1),
+case("permute_varargs", lambda x: x.permute(2, 0, 1), lambda x: x.transpose(2, 0, 1),
      U(2, 3, 4))
 case("T", lambda x: x.T, lambda x: x.T, U(3, 4))
 case("swapaxes(0,-1)", lambda x: x.swapaxes(0, -1), lambda x: np.swapaxes(x, 0, -1), U(2, 3, 4))
@@ -589,13 +589,13 @@ def test_reshape_and_broadcast_errors_name_both_shapes(device, call, shape, targ
 
 
 @pytest.mark.parametrize("call", [
-    lambda x: x.sum(axis=2), lambda x: x.max(axis=-3), lambda x: x.transpose(0, 0),
+    lambda x: x.sum(axis=2), lambda x: x.max(axis=-3), lambda x: x.permute(0, 0),
     lambda x: x.clip(), lambda x: ops.max(x[:0]), lambda x: ops.mse_loss(x, x, reduction="avg"),
     lambda x: ops.cross_entropy(x, np.zeros(2, dtype=int), reduction="mean_"),
     lambda x: ops.cross_entropy(x, np.zeros(3, dtype=int)),
     lambda x: ops.cross_entropy(x, np.zeros((2, 4))), lambda x: ops.cross_entropy(x[0], [0]),
     lambda x: ops.matmul(x.sum(), x),
-], ids=["sum_axis", "max_axis", "transpose_perm", "clip_no_bounds", "max_empty",
+], ids=["sum_axis", "max_axis", "permute_perm", "clip_no_bounds", "max_empty",
         "mse_reduction", "ce_reduction", "ce_target_count", "ce_target_shape", "ce_1d_logits",
         "matmul_0d"])
 def test_bad_arguments_raise_value_error(device, call):

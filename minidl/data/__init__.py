@@ -1,7 +1,8 @@
 """Data layer: IDX files, MNIST / Fashion-MNIST with checksums, preprocessing, DataLoader."""
 
+from minidl.data import datasets, transforms
 from minidl.data.idx import DataError, read_idx, read_idx_with_hash, sha256_of_idx
-from minidl.data.loader import DataLoader
+from minidl.data.loader import DataLoader, TensorDataset
 from minidl.data.mnist import (
     FILES,
     MANIFEST,
@@ -28,8 +29,10 @@ __all__ = [
     "DataError",
     "DataLoader",
     "DatasetNotFoundError",
+    "TensorDataset",
     "cache_dir",
     "clear_cache",
+    "datasets",
     "download_dataset",
     "find_dataset",
     "flatten",
@@ -43,4 +46,5 @@ __all__ = [
     "search_dirs",
     "sha256_of_idx",
     "standardize",
+    "transforms",
 ]

@@ -1,4 +1,5 @@
-"""DataLoader: mini-batches of in-memory arrays as Tensors, reproducibly shuffled (data layer)."""
+"""DataLoader: mini-batches of in-memory arrays or of any dataset object, as Tensors,
+reproducibly shuffled (data layer)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from minidl import backend
 from minidl.autograd import Tensor
 from minidl.backend import to_device
 
@@ -22,18 +24,62 @@ def _as_array(a, name: str):
     return a
 
 
+class TensorDataset:
+    """Arrays sharing their first dimension as a dataset: item i is (a[i], b[i], ...)."""
+
+    def __init__(self, *arrays):
+        if not arrays or len({len(a) for a in arrays}) != 1:
+            raise ValueError("TensorDataset needs arrays with the same first dimension")
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, i):
+        items = tuple(a[i] for a in self.arrays)
+        return items if len(items) > 1 else items[0]
+
+
+def _is_dataset(x) -> bool:
+    """An object indexed sample by sample (torch's map-style dataset), not an array."""
+    return (not hasattr(x, "shape") and not isinstance(x, (list, tuple))
+            and hasattr(x, "__getitem__") and hasattr(x, "__len__"))
+
+
+def _collate(samples, device: str, dtype):
+    """Stack a list of samples (arrays, Tensors, numbers, or tuples of them) into Tensors."""
+    first = samples[0]
+    if isinstance(first, tuple):
+        return tuple(_collate([s[k] for s in samples], device, dtype if k == 0 else None)
+                     for k in range(len(first)))
+    arrays = [s.data if isinstance(s, Tensor) else s for s in samples]
+    xp = backend.xp_of(arrays[0]) if hasattr(arrays[0], "shape") else np
+    batch = to_device(xp.stack([xp.asarray(a) for a in arrays]), device)
+    return Tensor(batch if dtype is None else batch.astype(dtype, copy=False))
+
+
 class DataLoader:
     """Iterate over (x, y) in mini-batches, yielding `(Tensor(xb), Tensor(yb))`.
 
-    DataLoader(x, y=None, batch_size=32, shuffle=False, seed=0, drop_last=False,
-               device='cpu', dtype=None)
+    DataLoader(x, y=None, batch_size=32, shuffle=False, seed=None, drop_last=False,
+               device='cpu', dtype=None, num_workers=0, pin_memory=False)
 
     x, y: NumPy or CuPy arrays (or array-likes) with the same first dimension N; y may be None,
           then iteration yields `Tensor(xb)` alone.
+       Or x is a dataset: any object with `__len__` and `__getitem__` (as torch's map-style
+          datasets, e.g. minidl.data.datasets.MNIST), y None. Each batch is then read sample by
+          sample and stacked (field by field when samples are tuples), so transforms run per
+          sample, as in PyTorch; arrays are faster (moved to the device once, sliced per batch).
+    `dataset` is x (arrays: a TensorDataset of x and y), so len(loader.dataset) is N.
     batch_size: samples per batch; the last batch is smaller unless `drop_last` drops it.
     shuffle: visit samples in a new order each epoch. The order of epoch e is
              `np.random.default_rng([seed, e]).permutation(N)`, computed on the CPU, so CPU
              and GPU runs see the same batches and any epoch's order can be recomputed.
+    seed: the shuffling seed; None (the default) draws one from minidl's global generator, so
+          minidl.manual_seed(s) fixes the order as torch.manual_seed does.
+    num_workers: accepted for PyTorch code; samples are always read in this process.
+    pin_memory: accepted and ignored: page-locked host buffers would speed up CUDA copies,
+          and arrays given to the loader are moved to the device once anyway.
     device: 'cpu' or 'cuda'. x and y are moved there once, at construction, not per batch.
     dtype: when given, x is cast to it once at construction (cast, not scaled: see `scale`).
 
@@ -52,17 +98,36 @@ class DataLoader:
         y=None,
         batch_size: int = 32,
         shuffle: bool = False,
-        seed: int = 0,
+        seed: int | None = None,
         drop_last: bool = False,
         device: str = "cpu",
         dtype=None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+        if seed is None:
+            seed = (backend.get_rng().randbits() >> 1) if shuffle else 0
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.device = device
+        self.dtype = dtype
+        self.epoch = 0
+        if _is_dataset(x):
+            if y is not None:
+                raise ValueError("DataLoader: give a dataset alone (y=None); its items hold "
+                                 "the targets")
+            self.dataset, self.x, self.y = x, None, None
+            return
         x, y = _as_array(x, "x"), None if y is None else _as_array(y, "y")
         if y is not None and x.shape[0] != y.shape[0]:
             raise ValueError(
@@ -74,17 +139,12 @@ class DataLoader:
         if dtype is not None:
             self.x = self.x.astype(dtype, copy=False)
         self.y = None if y is None else to_device(y, device)
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.drop_last = bool(drop_last)
-        self.device = device
-        self.epoch = 0
+        self.dataset = TensorDataset(self.x) if y is None else TensorDataset(self.x, self.y)
 
     @property
     def num_samples(self) -> int:
         """N, the number of samples."""
-        return int(self.x.shape[0])
+        return len(self.dataset)
 
     def __len__(self) -> int:
         n, b = self.num_samples, self.batch_size
@@ -100,7 +160,12 @@ class DataLoader:
     def __iter__(self) -> Iterator:
         x, y, b = self.x, self.y, self.batch_size
         stop = len(self) * b
-        if self.shuffle:
+        if x is None:  # a dataset: read and stack sample by sample
+            order = self.permutation()
+            for start in range(0, stop, b):
+                samples = [self.dataset[int(i)] for i in order[start : start + b]]
+                yield _collate(samples, self.device, self.dtype)
+        elif self.shuffle:
             # One host-to-device copy of the order per epoch; its slices index on the device.
             order = to_device(self.permutation(), self.device)
             for start in range(0, stop, b):

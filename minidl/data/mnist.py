@@ -289,7 +289,7 @@ def flatten(x):
     return x.reshape(x.shape[0], -1)
 
 
-def standardize(x, mean=None, std=None, per_pixel: bool = False, eps: float = 1e-7):
+def standardize(x, mean=None, std=None, per_pixel: bool = False, eps: float = 0.0):
     """Return (x_std, mean, std) with x_std = (x - mean) / (std + eps).
 
     Without `mean`/`std` they are computed from x: over everything (scalars) or, with
@@ -299,18 +299,21 @@ def standardize(x, mean=None, std=None, per_pixel: bool = False, eps: float = 1e
         x_train, mean, std = standardize(x_train)
         x_test, _, _ = standardize(x_test, mean, std)
 
-    Integer x is first converted to the default dtype (not scaled); eps keeps constant pixels
-    (std 0, e.g. MNIST's border) at 0 instead of dividing by zero.
+    With the default eps=0 this is exactly torchvision's Normalize(mean, std). A std of 0 (a
+    constant pixel, e.g. MNIST's border) divides by 1 instead, so such pixels stay at 0.
+    Integer x is first converted to the default dtype (not scaled).
     """
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(get_default_dtype())
+    xp = xp_of(x)
     axis = 0 if per_pixel else None
     # float64 accumulators: cheap insurance against float32 rounding in sums of 47M terms.
     if mean is None:
         mean = x.mean(axis=axis, dtype=np.float64).astype(x.dtype)
     if std is None:
         std = x.std(axis=axis, dtype=np.float64).astype(x.dtype)
-    return (x - mean) / (std + x.dtype.type(eps)), mean, std
+    divisor = xp.where(xp.asarray(std) == 0, 1, std).astype(x.dtype)
+    return (x - mean) / (divisor + x.dtype.type(eps)), mean, std
 
 
 def one_hot(y, num_classes: int = 10, dtype=None):

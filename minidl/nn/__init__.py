@@ -1,13 +1,30 @@
 """Neural-network building blocks: Module, Parameter, layers, initialisers, losses."""
 
-from minidl.nn import init
+from minidl.nn import functional, init
 from minidl.nn.conv import AvgPool2d, Conv2d, MaxPool2d
+from minidl.nn.extra import (
+    ELU,
+    GELU,
+    BCELoss,
+    BCEWithLogitsLoss,
+    Hardtanh,
+    L1Loss,
+    LayerNorm,
+    LogSigmoid,
+    LogSoftmax,
+    NLLLoss,
+    ReLU6,
+    SiLU,
+    SmoothL1Loss,
+    Softplus,
+)
 from minidl.nn.layers import (
     CrossEntropyLoss,
     Dense,
     Flatten,
     Identity,
     LeakyReLU,
+    Linear,
     MSELoss,
     ReLU,
     Sigmoid,
@@ -17,11 +34,11 @@ from minidl.nn.layers import (
 from minidl.nn.module import Module, Parameter, RemovableHandle, Sequential
 from minidl.nn.norm import BatchNorm1d, BatchNorm2d, Dropout
 
-Linear = Dense  # PyTorch's name for the same layer
-
 __all__ = [
-    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dense", "Dropout",
-    "Flatten", "Identity", "LeakyReLU", "Linear", "MSELoss",
-    "MaxPool2d", "Module", "Parameter", "ReLU", "RemovableHandle", "Sequential", "Sigmoid",
-    "Softmax", "Tanh", "init",
+    "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",
+    "CrossEntropyLoss", "Dense", "Dropout", "ELU", "Flatten", "GELU", "Hardtanh", "Identity",
+    "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSigmoid",
+    "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "NLLLoss", "Parameter", "ReLU", "ReLU6",
+    "RemovableHandle", "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Softplus",
+    "Tanh", "functional", "init",
 ]

@@ -57,7 +57,11 @@ class Dense(Module):
             getattr(initializers, init)(self.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        return ops.linear(x, self.weight, self.bias)
+        return ops.linear(x, self._weight_in_out(), self.bias)
+
+    def _weight_in_out(self):
+        """The weight as ops.linear takes it: (in_features, out_features)."""
+        return self.weight
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
@@ -133,6 +137,25 @@ class Identity(Module):
 
     def forward(self, x):
         return x
+
+
+class Linear(Dense):
+    """PyTorch's Linear:  y = x W^T + b, with W in PyTorch's (out_features, in_features)
+    layout, so a PyTorch state dict loads unchanged (Dense keeps Keras's (in, out)).
+
+    weight: (out_features, in_features), input_axes=(1,); bias: (out_features,).
+    Same init options and input statistics as Dense; the forward pass hands ops.linear the
+    transposed view (no copy), whose gradient transposes back.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 init: str = "torch", device: str = "cpu", dtype=None):
+        super().__init__(in_features, out_features, bias, init, device, dtype)
+        xp = backend.xp_of(self.weight.data)
+        self.weight = Parameter(xp.ascontiguousarray(self.weight.data.T), input_axes=(1,))
+
+    def _weight_in_out(self):
+        return ops.transpose(self.weight)
 
 
 class CrossEntropyLoss(Module):

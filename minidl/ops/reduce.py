@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from minidl.autograd import Function, Tensor
 from minidl.backend import xp_of
+from minidl.naming import torch_names
 
 
 def _axes(axis, ndim: int) -> tuple:
@@ -156,36 +157,43 @@ class LogSoftmax(Function):
         return (g - xp_of(z).exp(z) * g.sum(axis=self.axis, keepdims=True),)
 
 
+@torch_names
 def sum(a, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001  (NumPy's name)
     """Sum over `axis` (see Sum)."""
     return Sum.apply(a, axis=axis, keepdims=keepdims)
 
 
+@torch_names
 def mean(a, axis=None, keepdims: bool = False) -> Tensor:
     """Mean over `axis` (see Mean)."""
     return Mean.apply(a, axis=axis, keepdims=keepdims)
 
 
+@torch_names
 def max(a, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over `axis` (see Max)."""
     return Max.apply(a, axis=axis, keepdims=keepdims)
 
 
+@torch_names
 def min(a, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Minimum over `axis` (see Min)."""
     return Min.apply(a, axis=axis, keepdims=keepdims)
 
 
+@torch_names
 def logsumexp(a, axis=None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(a))) over `axis`, stable (see LogSumExp)."""
     return LogSumExp.apply(a, axis=axis, keepdims=keepdims)
 
 
+@torch_names
 def softmax(a, axis: int = -1) -> Tensor:
     """Softmax along `axis`, stable (see Softmax)."""
     return Softmax.apply(a, axis=axis)
 
 
+@torch_names
 def log_softmax(a, axis: int = -1) -> Tensor:
     """Log of the softmax along `axis`, stable (see LogSoftmax)."""
     return LogSoftmax.apply(a, axis=axis)

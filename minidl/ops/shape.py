@@ -10,6 +10,7 @@ import numpy as np
 from minidl import backend
 from minidl.autograd import Function, Tensor
 from minidl.backend import xp_of
+from minidl.naming import torch_names
 
 
 class Reshape(Function):
@@ -148,6 +149,7 @@ def reshape(a, shape) -> Tensor:
     return Reshape.apply(a, shape=tuple(shape) if not isinstance(shape, int) else (shape,))
 
 
+@torch_names
 def flatten(a, start_axis: int = 0) -> Tensor:
     """Merge the axes from `start_axis` on into one (flatten(x, 1): (N, ...) -> (N, prod))."""
     shape = a.shape[:start_axis] + (-1,)
@@ -180,11 +182,13 @@ def getitem(a, index) -> Tensor:
     return GetItem.apply(a, index=index)
 
 
+@torch_names
 def concatenate(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (see Concatenate)."""
     return Concatenate.apply(*tensors, axis=axis)
 
 
+@torch_names
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join equal-shaped tensors along a new axis (see Stack)."""
     return Stack.apply(*tensors, axis=axis)

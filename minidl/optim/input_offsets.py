@@ -118,6 +118,11 @@ def weight_and_bias(layer):
     if len(w.input_axes) not in (1, 3) or (
             len(w.input_axes) == 3 and not all(hasattr(layer, a) for a in ("stride", "padding"))):
         return None, "has a weight layout that is neither dense nor a 2-D convolution"
+    if len(w.input_axes) == 3 and (isinstance(layer.padding, str)
+                                   or getattr(layer, "dilation", (1, 1)) != (1, 1)
+                                   or getattr(layer, "groups", 1) != 1):
+        return None, ("is a convolution with string padding, dilation or groups; offsets "
+                      "need numeric padding, dilation 1 and groups 1")
     return (w, biases[0]), None
 
 
