@@ -19,10 +19,8 @@ exists.
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,18 @@ from minidl.graph import draw, retain_grads  # noqa: E402
 
 FIGURES = HERE.parent / "docs" / "figures"
 DPI = 100
+
+
+def shrink(path: Path, colors: int = 96) -> None:
+    """Rewrite a PNG with a palette of `colors` colours (a third of the bytes or less; line
+    plots lose nothing visible). Left alone without Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
 
 
 def pyplot():
@@ -81,7 +91,138 @@ def graphs(out: Path) -> None:
     print("graphs: graph_neuron.png graph_silu.png graph_two_layer.png")
 
 
-PARTS = {"graphs": graphs}
+# ----------------------------------------------------------------------------- race
+# (file name, function, optimizers): one small trajectory figure per section of the story
+RACE_FIGURES = [
+    ("race_momentum_valley.png", "valley", ["sgd", "momentum", "nesterov"]),
+    ("race_adaptive_rosenbrock.png", "rosenbrock", ["adagrad", "rmsprop", "adam"]),
+    ("race_variants_beale.png", "beale", ["amsgrad", "radam", "adabound"]),
+    ("race_second_order_rosenbrock.png", "rosenbrock", ["sgd", "adam", "lbfgs"]),
+    ("race_adas_valley.png", "valley", ["sgd", "adam", "adas"]),
+]
+
+
+def race(out: Path) -> None:
+    """Trajectories of a few optimizers per figure, with the race's tuned hyperparameters."""
+    import optimizer_race as r
+    from race_plots import plot_trajectories
+
+    plt = pyplot()
+    for name, fn, optimizers in RACE_FIGURES:
+        steps = r.PROBLEMS[fn].steps
+        runs = [r.race(o, fn, r.hyperparameters(o, fn), steps) for o in optimizers]
+        plot_trajectories(plt, r.PROBLEMS[fn], runs, out / name, DPI)
+        print(f"race: {name}")
+
+
+# ----------------------------------------------------------------------------- momentum
+MOMENTUM_K = [10, 30, 100, 300, 1000]
+
+
+def quadratic_run(k: float, momentum: bool, steps: int) -> np.ndarray:
+    """Distance to the minimum of f = (x^2 + k y^2) / 2 after each step of SGD from (1, 1),
+    with the step size (and momentum) that minimise the worst-case rate: for gradient
+    descent lr = 2 / (1 + k); for heavy ball lr = 4 / (1 + sqrt k)^2 and
+    mu = ((sqrt k - 1) / (sqrt k + 1))^2 (Polyak 1964)."""
+    from minidl.nn.module import Parameter
+    from minidl.optim import SGD
+
+    with md.default_dtype("float64"):
+        p = Parameter(md.tensor(np.array([1.0, 1.0])).data)
+    scale = np.array([1.0, k])
+    if momentum:
+        s = np.sqrt(k)
+        opt = SGD([p], lr=4 / (1 + s) ** 2, momentum=((s - 1) / (s + 1)) ** 2)
+    else:
+        opt = SGD([p], lr=2 / (1 + k))
+    dist = [np.linalg.norm(p.data)]
+    for _ in range(steps):
+        p.grad = scale * p.data                  # the gradient of f, exactly
+        opt.step()
+        dist.append(np.linalg.norm(p.data))
+    return np.array(dist)
+
+
+def measured_rate(dist: np.ndarray) -> float:
+    """The rate per step over the second half of the run (the first half settles)."""
+    n = len(dist) - 1
+    return float((dist[n] / dist[n // 2]) ** (1 / (n - n // 2)))
+
+
+def momentum(out: Path) -> None:
+    plt = pyplot()
+    rows = []
+    for k in MOMENTUM_K:
+        gd = measured_rate(quadratic_run(k, False, min(40 * k, 4000)))
+        hb = measured_rate(quadratic_run(k, True, 400))
+        s = np.sqrt(k)
+        rows.append((k, (k - 1) / (k + 1), gd, (s - 1) / (s + 1), hb))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ks = np.geomspace(MOMENTUM_K[0], MOMENTUM_K[-1], 100)
+    for col, label, color, fn in [(1, "gradient descent", "C0", lambda k: (k - 1) / (k + 1)),
+                                  (3, "momentum", "C3", lambda k: (np.sqrt(k) - 1)
+                                   / (np.sqrt(k) + 1))]:
+        a.plot(ks, 1 - fn(ks), color=color, label=f"{label}: predicted")
+        a.plot([r[0] for r in rows], [1 - r[col + 1] for r in rows], "o", color=color,
+               label=f"{label}: measured")
+    a.set(xscale="log", yscale="log", xlabel="condition number k",
+          ylabel="1 - r (larger is faster)", title="the error shrinks by a factor r per step")
+    a.legend(fontsize=7)
+    k = 100
+    for mom, color, label in [(False, "C0", "gradient descent"), (True, "C3", "momentum")]:
+        b.semilogy(quadratic_run(k, mom, 300), color=color, label=label)
+    b.set(xlabel="step", ylabel="distance to the minimum", title=f"k = {k}")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "momentum_rates.png", dpi=DPI)
+    plt.close(fig)
+    print("momentum: momentum_rates.png")
+    print("   k   GD predicted  measured   momentum predicted  measured")
+    for row in rows:
+        print("{:5d}  {:.4f}        {:.4f}     {:.4f}              {:.4f}".format(*row))
+
+
+# ----------------------------------------------------------------------------- schedules
+def schedules(out: Path) -> None:
+    """Every schedule minidl ships, from lr 0.1, stepped once per epoch for 100 epochs."""
+    from minidl.nn.module import Parameter
+    from minidl.optim import SGD, schedules as S
+
+    plt = pyplot()
+    made = {
+        "StepLR(step_size=30, gamma=0.1)": lambda o: S.StepLR(o, 30, 0.1),
+        "MultiStepLR([50, 80], 0.1)": lambda o: S.MultiStepLR(o, [50, 80], 0.1),
+        "ExponentialLR(gamma=0.97)": lambda o: S.ExponentialLR(o, 0.97),
+        "InverseTimeLR(k=0.1)": lambda o: S.InverseTimeLR(o, 0.1),
+        "CosineAnnealingLR(T_max=100)": lambda o: S.CosineAnnealingLR(o, 100),
+        "LinearLR(1/3 -> 1, 20 epochs)": lambda o: S.LinearLR(o, total_iters=20),
+        "LinearWarmup(warmup_steps=10)": lambda o: S.LinearWarmup(o, 10),
+        "ReduceLROnPlateau(patience=5, factor=0.3)":
+            lambda o: S.ReduceLROnPlateau(o, patience=5, factor=0.3),
+    }
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, (label, make) in enumerate(made.items()):
+        opt = SGD([Parameter(np.zeros(1))], lr=0.1)
+        sched = make(opt)
+        lrs = []
+        for epoch in range(100):
+            lrs.append(opt.param_groups[0]["lr"])
+            if sched.needs_metric:
+                sched.step(max(1.0 - epoch / 30, 0) + max(0.5 - (epoch - 30) / 60, 0)
+                           if epoch < 60 else 0.5)
+            else:
+                sched.step()
+        ax.plot(lrs, label=label, lw=1.5, ls="-" if i < 6 else "--")
+    ax.set(xlabel="epoch", ylabel="learning rate", yscale="log", ylim=(1e-4, 0.2),
+           title="minidl.optim.schedules, base lr 0.1")
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "schedules.png", dpi=DPI)
+    plt.close(fig)
+    print("schedules: schedules.png")
+
+
+PARTS = {"graphs": graphs, "race": race, "momentum": momentum, "schedules": schedules}
 
 
 def main(argv=None) -> int:
@@ -91,8 +232,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    since = time.time()
     for name in args.only:
         PARTS[name](out)
+    for png in out.glob("*.png"):
+        if png.stat().st_mtime >= since:
+            shrink(png)
     return 0
 
 
