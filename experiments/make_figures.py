@@ -222,7 +222,46 @@ def schedules(out: Path) -> None:
     print("schedules: schedules.png")
 
 
-PARTS = {"graphs": graphs, "race": race, "momentum": momentum, "schedules": schedules}
+# ----------------------------------------------------------------------------- sanity
+SWEEP_LRS = [0.001, 0.01, 0.1, 0.3, 1.0, 3.0]
+
+
+def sanity(out: Path, n: int = 10_000, batch: int = 50) -> None:
+    """docs/sanity.md's learning-rate sweep at full size: one epoch of SGD on n images."""
+    from minidl import optim
+    from minidl.data import flatten, load_mnist, scale
+    from minidl.models import mlp
+
+    (x_all, y_all), _ = load_mnist()
+    x, y = flatten(scale(x_all[:n])), y_all[:n]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for lr in SWEEP_LRS:
+        md.manual_seed(0)
+        net = mlp()
+        opt = optim.SGD(net.parameters(), lr=lr)
+        curve = []
+        for i in range(0, n, batch):
+            opt.zero_grad()
+            loss = md.cross_entropy(net(md.tensor(x[i:i + batch])), y[i:i + batch])
+            loss.backward()
+            opt.step()
+            curve.append(loss.item())
+        smooth = np.convolve(curve, np.ones(10) / 10, mode="valid")   # 10-step average
+        ax.plot(np.arange(len(smooth)) + 10, smooth, label=f"lr {lr}")
+        print(f"sanity: lr {lr}: last-10-step loss {np.mean(curve[-10:]):.3f}")
+    ax.axhline(np.log(10), color="0.5", ls=":", lw=1)
+    ax.text(2, np.log(10) + 0.05, "ln 10", fontsize=7, color="0.4")
+    ax.set(xlabel="step (batch of 50)", ylabel="training loss (10-step mean)", ylim=(0, 3),
+           title=f"SGD on the 784-256-10 MLP, {n:,} MNIST images, one epoch")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "lr_sweep.png", dpi=DPI)
+    plt.close(fig)
+
+
+PARTS = {"graphs": graphs, "race": race, "momentum": momentum, "schedules": schedules,
+         "sanity": sanity}
 
 
 def main(argv=None) -> int:
