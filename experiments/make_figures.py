@@ -260,8 +260,15 @@ def sanity(out: Path, n: int = 10_000, batch: int = 50) -> None:
     plt.close(fig)
 
 
+def adas(out: Path) -> None:
+    """ADAS's step sizes and offsets (experiments/adas_inside.py, 2 epochs)."""
+    import adas_inside
+
+    adas_inside.main(["--out", str(out)])
+
+
 PARTS = {"graphs": graphs, "race": race, "momentum": momentum, "schedules": schedules,
-         "sanity": sanity}
+         "sanity": sanity, "adas": adas}
 
 
 def main(argv=None) -> int:
