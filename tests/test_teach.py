@@ -12,7 +12,8 @@ import pytest
 
 import minidl as md
 from minidl import backend
-from minidl.graph import format_graph, print_graph, to_dot
+from minidl.autograd import graph_order
+from minidl.graph import draw, format_graph, print_graph, retain_grads, to_dot
 from minidl.optim import OPTIMIZERS
 from tests.script_harness import ROOT, load_experiment, run_experiment
 
@@ -243,3 +244,94 @@ def test_to_dot_has_the_nodes_and_edges(device, tmp_path):
     assert edges == {("n0", "n2"), ("n1", "n2"), ("n2", "n4"), ("n3", "n4"), ("n4", "n5"),
                      ("n5", "n6")}
     assert "fillcolor=lightblue" in dot and "fillcolor=lightgrey" in dot
+
+
+def _neuron():
+    f64 = dict(dtype="float64")
+    x1, x2 = md.tensor(2.0, **f64), md.tensor(0.0, **f64)
+    w1 = md.tensor(-3.0, requires_grad=True, **f64)
+    w2 = md.tensor(1.0, requires_grad=True, **f64)
+    b = md.tensor(0.5, requires_grad=True, **f64)
+    n = x1 * w1 + x2 * w2 + b
+    return dict(x1=x1, x2=x2, w1=w1, w2=w2, b=b, n=n, o=n.tanh())
+
+
+@pytest.mark.skipif(not _has_matplotlib(), reason="matplotlib not installed")
+def test_draw_shows_every_value_and_gradient(tmp_path):
+    v = _neuron()
+    nodes = retain_grads(v["o"])
+    assert len(nodes) == 10
+    v["o"].backward(retain_graph=True)
+    n = 2.0 * -3.0 + 0.0 * 1.0 + 0.5
+    dn = 1 - math.tanh(n) ** 2
+    assert math.isclose(float(v["n"].grad), dn, rel_tol=1e-12)   # an intermediate kept it
+    fig = draw(v["o"], tmp_path / "neuron.png", names=v)
+    assert (tmp_path / "neuron.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    boxes = {t.splitlines()[0]: t.splitlines()[1:] for t in texts if "\n" in t}
+    assert boxes["o"] == [f"value {math.tanh(n):.4f}", "grad  1.0000"]
+    assert boxes["n"] == [f"value {n:.4f}", f"grad  {dn:.4f}"]
+    assert boxes["w1"] == ["value -3.0000", f"grad  {2.0 * dn:.4f}"]
+    assert boxes["x1"] == ["value 2.0000", "grad  -"]             # no gradient asked for
+    assert sorted(t for t in texts if t and "\n" not in t) == ["Add", "Add", "Mul", "Mul", "Tanh"]
+
+
+@pytest.mark.skipif(not _has_matplotlib(), reason="matplotlib not installed")
+def test_draw_shows_shapes_of_arrays_and_constants():
+    w = md.tensor(np.ones((2, 3)), requires_grad=True)
+    loss = md.cross_entropy(w, np.array([0, 1]))
+    texts = [t.get_text() for t in draw(loss, names={"w": w}).axes[0].texts]
+    assert "w\nvalue shape (2, 3)\ngrad  -" in texts
+    assert "<array (2,) int64>" in texts
+
+
+def test_draw_refuses_a_freed_graph_and_places_leaves_next_to_their_use():
+    from minidl.graph import _columns
+
+    v = _neuron()
+    nodes = graph_order(v["o"])
+    col = {k: _columns(nodes)[id(t)] for k, t in v.items()}
+    # b is added last: it sits one column left of its Add, not with the other leaves
+    assert col["x1"] == col["w1"] == 0 and col["b"] == col["n"] - 1 == 2
+    v["o"].backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        draw(v["o"])
+    with pytest.raises(TypeError):
+        retain_grads(v["o"].data)
+
+
+# ----------------------------------------------------------------------------- links
+# folders the code creates when it runs, named by the docs before they exist
+CREATED_BY_CODE = {"datasets/mnist/"}
+
+
+def _named_paths(text: str) -> set:
+    """Repository paths a page names in backticks or links, with {a,b} alternatives spelt out."""
+    found = set()
+    pattern = r"(?<![\w/.$~])((?:minidl|experiments|docs|tests|datasets)/[\w./{},-]*[\w/}])"
+    for path in re.findall(pattern, text):
+        m = re.search(r"\{([^}]*)\}", path)
+        alternatives = m.group(1).split(",") if m else [""]
+        for alt in alternatives:
+            found.add(path.replace(m.group(0), alt) if m else path)
+    return found
+
+
+@pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
+def test_every_image_and_path_a_page_names_exists(path):
+    text = path.read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    missing = [i for i in images if not (path.parent / i).is_file()]
+    assert not missing, f"{path.name} links missing images: {missing}"
+    code = re.findall(r"^```python\n.*?^```", text, flags=re.S | re.M)
+    prose = text
+    for block in code:              # files a code block writes itself are not repository paths
+        prose = prose.replace(block, "")
+    missing = sorted(p for p in _named_paths(prose) - CREATED_BY_CODE if not (ROOT / p).exists())
+    assert not missing, f"{path.name} names paths that do not exist: {missing}"
+
+
+def test_named_paths_reader():
+    assert _named_paths("see `docs/figures/a.{csv,json}` and minidl/graph.py.") == {
+        "docs/figures/a.csv", "docs/figures/a.json", "minidl/graph.py"}
+    assert _named_paths("`~/.cache/minidl/mnist/`, `$HOME/docs/x`") == set()
