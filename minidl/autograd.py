@@ -104,28 +104,14 @@ class Function:
                         f"{cls.__name__}: inputs on different devices ({device} and {dev}); "
                         "move them with .to(device) first"
                     )
-                if d.dtype.kind == "f":
-                    if dtype is None:
-                        dtype = d.dtype
-                    elif d.dtype != dtype:
-                        raise TypeError(
-                            f"{cls.__name__}: inputs have different dtypes ({dtype} and "
-                            f"{d.dtype}); convert one with .astype()"
-                        )
+                dtype = _common_float_dtype(cls, dtype, d)
                 requires_grad = requires_grad or x.requires_grad
                 args.append(d)
             elif isinstance(x, np.generic):
                 # a NumPy scalar would upcast float32 data (NEP 50); a Python scalar does not
                 args.append(x.item())
             else:
-                if getattr(x, "dtype", None) is not None and x.dtype.kind == "f":
-                    if dtype is None:
-                        dtype = x.dtype
-                    elif x.dtype != dtype:
-                        raise TypeError(
-                            f"{cls.__name__}: inputs have different dtypes ({dtype} and "
-                            f"{x.dtype}); convert one with .astype()"
-                        )
+                dtype = _common_float_dtype(cls, dtype, x)
                 args.append(x)
         out = fn.forward(*args, **params)
         if isinstance(out, np.generic):  # NumPy reductions return scalars, not 0-d arrays
@@ -139,6 +125,21 @@ class Function:
             fn.freed = False
             return Tensor._make(out, True, fn)
         return Tensor._make(out, False, None)
+
+
+def _common_float_dtype(cls, dtype, array):
+    """The floating dtype shared by a Function's inputs so far, `array` included: `dtype` (None
+    before the first floating input), or array's own. Mixed float32/float64 inputs raise early
+    rather than letting NumPy promote silently; non-floating arrays and scalars don't count."""
+    own = getattr(array, "dtype", None)
+    if own is None or own.kind != "f":
+        return dtype
+    if dtype is None:  # tested first: NumPy dtypes compare equal to None (as float64)
+        return own
+    if own == dtype:
+        return dtype
+    raise TypeError(f"{cls.__name__}: inputs have different dtypes ({dtype} and {own}); "
+                    "convert one with .astype()")
 
 
 def _free(fn: Function, hollow: dict) -> None:
