@@ -218,10 +218,11 @@ class MaxPooling2D(Function):
 
         z[n, c, p, q] = max_{i,j} xpad[n, c, p*sh + i, q*sw + j]
         dL/dx: each window's g goes to ONE element, its first maximum in row-major (i, j) order
-    (as PyTorch's CPU kernel). MNIST's flat background makes exact ties common; sending g
-    to every tied element multiplies the gradient (PERF_NOTES lesson 4). Overlapping windows
-    add their contributions. The forward pass is a running maximum over the kh*kw strided
-    slices (lesson 6: 8x faster than reshape-then-max for 2x2).
+    (as PyTorch's CPU kernel). MNIST's flat background (runs of exact zeros) makes ties within
+    a window common; routing g to every tied element instead hands each of them the whole
+    gradient, and the convolution gradients below the pooling came out badly wrong that way.
+    Overlapping windows add their contributions. The forward pass is a running maximum over
+    the kh*kw strided slices (measured about 8x faster than reshape-then-max for 2x2).
     """
 
     def forward(self, x, win=None):
