@@ -16,14 +16,14 @@ The figures are also written to DIR/bench_conv.json and .csv (default results/be
 --threads N (default 1; 0 for the library's default) limits the BLAS threads (threadpoolctl
 when installed; otherwise the script sets
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS and restarts itself, since BLAS reads
-them only when it loads). Images come from $MINIDL_DATA/mnist or ../shared/data/mnist.
+them only when it loads). Images come from minidl.data's MNIST (found as `python -m
+minidl` finds it: $MINIDL_DATA/mnist, then the repository's datasets/mnist, then the cache).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
 import os
 import statistics
@@ -35,10 +35,10 @@ import numpy as np
 
 import minidl
 from minidl import ops
+from minidl.data import mnist
 from minidl.nn.conv import Conv2d, MaxPool2d
 from minidl.nn.module import Parameter
 
-ROOT = Path(__file__).resolve().parents[1]
 
 BATCH = 128
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -62,13 +62,9 @@ def limit_threads(n: int | None) -> str:
 
 def load_mnist(batches: int) -> tuple[np.ndarray, np.ndarray]:
     """The first batches*BATCH training images (N, 1, 28, 28) / 255 and labels, float32/int64."""
-    base = Path(os.environ.get("MINIDL_DATA", ROOT.parent / "shared" / "data")) / "mnist"
+    (images, labels), _ = mnist.load_mnist(download=False)
     n = batches * BATCH
-    with gzip.open(base / "train-images-idx3-ubyte.gz") as f:  # 16-byte IDX header
-        images = np.frombuffer(f.read(16 + n * 784)[16:], np.uint8).reshape(n, 1, 28, 28)
-    with gzip.open(base / "train-labels-idx1-ubyte.gz") as f:  # 8-byte IDX header
-        labels = np.frombuffer(f.read(8 + n)[8:], np.uint8).astype(np.int64)
-    return (images / np.float32(255)).astype(np.float32), labels
+    return mnist.scale(images[:n, None], np.float32), labels[:n]
 
 
 # --------------------------------------------------------------------------- minidl

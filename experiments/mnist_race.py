@@ -8,7 +8,7 @@ with one seed), and one table compares them.
     python experiments/mnist_race.py --smoke                # seconds: 2,000 images, 1 epoch
 
 MNIST is read from $MINIDL_DATA/mnist (then datasets/mnist, then ~/.cache/minidl), e.g.
-`MINIDL_DATA=/path/to/shared/data python experiments/mnist_race.py`.
+`MINIDL_DATA=/path/to/data python experiments/mnist_race.py`.
 
 Hyperparameters are the HYPER table below: the learning rate of each optimizer chosen by a
 small search (lowest training loss after 5 epochs on the first 30,000 images), everything else
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
         (x, y), (x_test, y_test) = load_mnist()
     except DatasetNotFoundError as e:
         print(f"{e}\nSet MINIDL_DATA to the folder that holds mnist/, e.g. "
-              "MINIDL_DATA=/path/to/shared/data python experiments/mnist_race.py",
+              "MINIDL_DATA=/path/to/data python experiments/mnist_race.py",
               file=sys.stderr)
         return 2
     x, x_test = flatten(scale(x)), flatten(scale(x_test))

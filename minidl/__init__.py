@@ -1,8 +1,9 @@
 """minidl: a small deep-learning framework on NumPy (CPU) and CuPy (GPU), written to be read.
 
 Layers, each importing only the ones before it: backend -> autograd -> ops -> nn -> optim ->
-data / train. One intended exception: autograd's Tensor methods (x + y, x.sum(), x.to(...))
-are thin calls into ops, which autograd imports at its end, once Tensor and Function exist.
+data / train. One intended exception: Tensor's operators and methods (x + y, x.sum(), x.to(...),
+in minidl/tensor_methods.py, a mixin of autograd's Tensor) are thin calls into ops, looked up
+when called; autograd imports ops at its end, once Tensor and Function exist.
 `import minidl` makes minidl.nn, minidl.optim and minidl.data reachable; it prints nothing,
 reads no environment variable and starts no GPU (CuPy is imported on first GPU use).
 """

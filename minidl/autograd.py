@@ -20,7 +20,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.backend import device_of, to_device, to_numpy, xp_of
-from minidl.naming import torch_names
+from minidl.tensor_methods import TensorMethods
 
 _grad_enabled = True
 
@@ -104,28 +104,14 @@ class Function:
                         f"{cls.__name__}: inputs on different devices ({device} and {dev}); "
                         "move them with .to(device) first"
                     )
-                if d.dtype.kind == "f":
-                    if dtype is None:
-                        dtype = d.dtype
-                    elif d.dtype != dtype:
-                        raise TypeError(
-                            f"{cls.__name__}: inputs have different dtypes ({dtype} and "
-                            f"{d.dtype}); convert one with .astype()"
-                        )
+                dtype = _common_float_dtype(cls, dtype, d)
                 requires_grad = requires_grad or x.requires_grad
                 args.append(d)
             elif isinstance(x, np.generic):
                 # a NumPy scalar would upcast float32 data (NEP 50); a Python scalar does not
                 args.append(x.item())
             else:
-                if getattr(x, "dtype", None) is not None and x.dtype.kind == "f":
-                    if dtype is None:
-                        dtype = x.dtype
-                    elif x.dtype != dtype:
-                        raise TypeError(
-                            f"{cls.__name__}: inputs have different dtypes ({dtype} and "
-                            f"{x.dtype}); convert one with .astype()"
-                        )
+                dtype = _common_float_dtype(cls, dtype, x)
                 args.append(x)
         out = fn.forward(*args, **params)
         if isinstance(out, np.generic):  # NumPy reductions return scalars, not 0-d arrays
@@ -139,6 +125,21 @@ class Function:
             fn.freed = False
             return Tensor._make(out, True, fn)
         return Tensor._make(out, False, None)
+
+
+def _common_float_dtype(cls, dtype, array):
+    """The floating dtype shared by a Function's inputs so far, `array` included: `dtype` (None
+    before the first floating input), or array's own. Mixed float32/float64 inputs raise early
+    rather than letting NumPy promote silently; non-floating arrays and scalars don't count."""
+    own = getattr(array, "dtype", None)
+    if own is None or own.kind != "f":
+        return dtype
+    if dtype is None:  # tested first: NumPy dtypes compare equal to None (as float64)
+        return own
+    if own == dtype:
+        return dtype
+    raise TypeError(f"{cls.__name__}: inputs have different dtypes ({dtype} and {own}); "
+                    "convert one with .astype()")
 
 
 def _free(fn: Function, hollow: dict) -> None:
@@ -242,7 +243,7 @@ class _Size(int):
         return self.shape if dim is None else self.shape[dim]
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array with reverse-mode automatic differentiation.
 
     Tensor(data, requires_grad=False, dtype=None, device=None)
@@ -443,311 +444,6 @@ class Tensor:
                 prev = grads.get(key)
                 grads[key] = gx if prev is None else prev + gx
 
-    # ------------------------------------------------------------------ operators
-    def __add__(self, other):
-        return ops.add(self, other)
-
-    def __radd__(self, other):
-        return ops.add(other, self)
-
-    def __sub__(self, other):
-        return ops.sub(self, other)
-
-    def __rsub__(self, other):
-        return ops.sub(other, self)
-
-    def __mul__(self, other):
-        return ops.mul(self, other)
-
-    def __rmul__(self, other):
-        return ops.mul(other, self)
-
-    def __truediv__(self, other):
-        return ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        return ops.div(other, self)
-
-    def __neg__(self):
-        return ops.neg(self)
-
-    def __pow__(self, exponent):
-        return ops.pow(self, exponent)
-
-    def __rpow__(self, base):
-        return ops.pow(base, self)
-
-    def __matmul__(self, other):
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return ops.matmul(other, self)
-
-    def __abs__(self):
-        return ops.abs(self)
-
-    def __getitem__(self, index):
-        return ops.getitem(self, index)
-
-    # comparisons give boolean tensors without gradient
-    def _compare(self, other, name):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._make(getattr(self.data, name)(other), False, None)
-
-    def __lt__(self, other):
-        return self._compare(other, "__lt__")
-
-    def __le__(self, other):
-        return self._compare(other, "__le__")
-
-    def __gt__(self, other):
-        return self._compare(other, "__gt__")
-
-    def __ge__(self, other):
-        return self._compare(other, "__ge__")
-
-    def __eq__(self, other):
-        return self._compare(other, "__eq__")
-
-    def __ne__(self, other):
-        return self._compare(other, "__ne__")
-
-    __hash__ = object.__hash__  # identity, so tensors can key optimizer state
-
-    def __bool__(self) -> bool:
-        return bool(self.item())
-
-    # ------------------------------------------------------------------ methods
-    @torch_names
-    def sum(self, axis=None, keepdims=False):
-        return ops.sum(self, axis, keepdims)
-
-    @torch_names
-    def mean(self, axis=None, keepdims=False):
-        return ops.mean(self, axis, keepdims)
-
-    @torch_names
-    def max(self, axis=None, keepdims=False):
-        return ops.max(self, axis, keepdims)
-
-    @torch_names
-    def min(self, axis=None, keepdims=False):
-        return ops.min(self, axis, keepdims)
-
-    @torch_names
-    def var(self, axis=None, correction=1, keepdims=False, unbiased=None):
-        return ops.var(self, axis, correction, keepdims, unbiased)
-
-    @torch_names
-    def std(self, axis=None, correction=1, keepdims=False, unbiased=None):
-        return ops.std(self, axis, correction, keepdims, unbiased)
-
-    @torch_names
-    def prod(self, axis=None, keepdims=False):
-        return ops.prod(self, axis, keepdims)
-
-    @torch_names
-    def cumsum(self, axis):
-        return ops.cumsum(self, axis)
-
-    @torch_names
-    def any(self, axis=None, keepdims=False):
-        return ops.any(self, axis, keepdims)
-
-    @torch_names
-    def all(self, axis=None, keepdims=False):
-        return ops.all(self, axis, keepdims)
-
-    @torch_names
-    def argmax(self, axis=None, keepdims=False) -> "Tensor":
-        return ops.argmax(self, axis, keepdims)
-
-    @torch_names
-    def argmin(self, axis=None, keepdims=False) -> "Tensor":
-        return ops.argmin(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return ops.reshape(self, shape)
-
-    def view(self, *shape):
-        """reshape under PyTorch's name (the result may or may not share memory, as NumPy)."""
-        return ops.view(self, *shape)
-
-    def view_as(self, other):
-        return ops.reshape(self, other.shape)
-
-    @torch_names
-    def flatten(self, start_axis: int = 0):
-        return ops.flatten(self, start_axis)
-
-    @torch_names
-    def squeeze(self, axis=None):
-        return ops.squeeze(self, axis)
-
-    @torch_names
-    def unsqueeze(self, axis: int):
-        return ops.unsqueeze(self, axis)
-
-    def permute(self, *dims):
-        """Reorder all dims (NumPy's transpose(axes))."""
-        return ops.permute(self, *dims)
-
-    def transpose(self, dim0: int, dim1: int):
-        """Swap two dims, as torch.Tensor.transpose. This differs from NumPy's transpose(*axes),
-        which permutes all axes: use permute(*axes) for that, or .T to reverse them all."""
-        return ops.swapdims(self, dim0, dim1)
-
-    @property
-    def T(self):
-        return ops.transpose(self, None)
-
-    def swapaxes(self, axis1: int, axis2: int):
-        return ops.swapaxes(self, axis1, axis2)
-
-    def broadcast_to(self, shape):
-        return ops.broadcast_to(self, shape)
-
-    def expand(self, *sizes):
-        return ops.expand(self, *sizes)
-
-    def expand_as(self, other):
-        return ops.broadcast_to(self, other.shape)
-
-    @torch_names
-    def flip(self, axis):
-        return ops.flip(self, axis)
-
-    @torch_names
-    def split(self, split_size_or_sections, axis: int = 0):
-        return ops.split(self, split_size_or_sections, axis)
-
-    @torch_names
-    def chunk(self, chunks: int, axis: int = 0):
-        return ops.chunk(self, chunks, axis)
-
-    def repeat(self, *repeats):
-        return ops.repeat(self, *repeats)
-
-    def tril(self, diagonal: int = 0):
-        return ops.tril(self, diagonal)
-
-    def triu(self, diagonal: int = 0):
-        return ops.triu(self, diagonal)
-
-    def gather(self, dim: int, index):
-        return ops.gather(self, dim, index)
-
-    def masked_fill(self, mask, value):
-        return ops.masked_fill(self, mask, value)
-
-    def exp(self):
-        return ops.exp(self)
-
-    def log(self):
-        return ops.log(self)
-
-    def sqrt(self):
-        return ops.sqrt(self)
-
-    def abs(self):
-        return ops.abs(self)
-
-    def neg(self):
-        return ops.neg(self)
-
-    def pow(self, exponent):
-        return ops.pow(self, exponent)
-
-    def matmul(self, other):
-        return ops.matmul(self, other)
-
-    def sin(self):
-        return ops.sin(self)
-
-    def cos(self):
-        return ops.cos(self)
-
-    def log1p(self):
-        return ops.log1p(self)
-
-    def expm1(self):
-        return ops.expm1(self)
-
-    def sign(self):
-        return ops.sign(self)
-
-    def floor(self):
-        return ops.floor(self)
-
-    def ceil(self):
-        return ops.ceil(self)
-
-    def round(self):
-        return ops.round(self)
-
-    def isnan(self):
-        return ops.isnan(self)
-
-    def isinf(self):
-        return ops.isinf(self)
-
-    def isfinite(self):
-        return ops.isfinite(self)
-
-    def clip(self, min=None, max=None):
-        return ops.clip(self, min, max)
-
-    clamp = clip  # PyTorch's name
-
-    def relu(self):
-        return ops.relu(self)
-
-    def sigmoid(self):
-        return ops.sigmoid(self)
-
-    def tanh(self):
-        return ops.tanh(self)
-
-    @torch_names
-    def softmax(self, axis=-1):
-        return ops.softmax(self, axis)
-
-    @torch_names
-    def log_softmax(self, axis=-1):
-        return ops.log_softmax(self, axis)
-
-    @torch_names
-    def logsumexp(self, axis=None, keepdims=False):
-        return ops.logsumexp(self, axis, keepdims)
-
-    def eq(self, other) -> "Tensor":
-        """Elementwise ==, a bool tensor (the == operator does the same)."""
-        return self._compare(other, "__eq__")
-
-    def ne(self, other) -> "Tensor":
-        return self._compare(other, "__ne__")
-
-    def numel(self) -> int:
-        """Number of elements (the `size` property; `size()` is the shape, as torch)."""
-        return int(self.data.size)
-
-    def dim(self) -> int:
-        """Number of dimensions (ndim)."""
-        return self.data.ndim
-
-    def float(self) -> "Tensor":
-        """float32 copy (differentiable between floating dtypes, as astype)."""
-        return self if self.dtype == np.float32 else self.astype(np.float32)
-
-    def double(self) -> "Tensor":
-        """float64 copy (see float)."""
-        return self if self.dtype == np.float64 else self.astype(np.float64)
-
-    def long(self) -> "Tensor":
-        """int64 copy, without gradient."""
-        return Tensor._make(self.data.astype(np.int64), False, None)
-
 
 def tensor(data, requires_grad: bool = False, dtype=None, device: str | None = None) -> Tensor:
     """Create a Tensor (same arguments as the Tensor constructor)."""
@@ -789,4 +485,4 @@ def rand(xp, shape, dtype):
     return backend.get_rng().random(shape, dtype, "cuda" if xp is not np else "cpu")
 
 
-from minidl import ops  # noqa: E402  (ops builds on Function and Tensor defined above)
+from minidl import ops  # noqa: E402,F401  (builds on Function and Tensor; TensorMethods calls it)

@@ -19,14 +19,8 @@ from minidl.nn import init
 from minidl.nn.conv import AvgPool2d, Conv2d, MaxPool2d
 from minidl.nn.module import Parameter
 from minidl.nn.norm import BatchNorm1d, BatchNorm2d, Dropout
-from minidl.ops.conv import (
-    avg_pool2d,
-    batch_norm,
-    conv2d,
-    conv2d_column_mean,
-    dropout,
-    max_pool2d,
-)
+from minidl.ops.conv import avg_pool2d, conv2d, conv2d_column_mean, max_pool2d
+from minidl.ops.norm import batch_norm, dropout
 
 
 def T(a, device, requires_grad=False, dtype=np.float64) -> Tensor:

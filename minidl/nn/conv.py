@@ -44,9 +44,6 @@ class Conv2d(Module):
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
-        if init != "torch" and init not in initializers.WEIGHT_INITS:
-            raise ValueError(f"unknown init {init!r}; valid: torch, "
-                             f"{', '.join(initializers.WEIGHT_INITS)}")
         xp = backend.xp_for(device)
         dtype = dtype or backend.get_default_dtype()
         self.weight = Parameter(xp.empty((out_channels, in_channels // groups)
@@ -54,10 +51,7 @@ class Conv2d(Module):
                                 input_axes=(1, 2, 3))
         self.bias = Parameter(xp.zeros(out_channels, dtype)) if bias else None
         self.init = init
-        if init == "torch":
-            initializers.torch_default_uniform(self.weight, self.bias)
-        else:
-            initializers.WEIGHT_INITS[init](self.weight)
+        initializers.initialize(init, self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         if isinstance(self.padding, str) or self.dilation != (1, 1) or self.groups != 1:

@@ -111,6 +111,9 @@ def torch_default_uniform(weight, bias=None, input_axes=None):
 
     For the weight this is kaiming_uniform_ with a = sqrt(5): gain sqrt(2 / (1 + 5)), bound
     gain * sqrt(3 / fan_in) = 1/sqrt(fan_in). The bias uses the weight's fan_in.
+    Dense, Linear and Conv2d all initialise through this function. Like every initialiser here
+    it draws in the parameter's own dtype (a float32 weight from 24-bit uniforms, no float64
+    temporary), so one rule holds for all of them and a float64 model gets 53-bit uniforms.
     Returns the weight.
     """
     fan_in, _ = _fans(weight, input_axes)
@@ -136,3 +139,14 @@ def ones(p):
 # the weight initialisers a layer's `init` argument can name
 WEIGHT_INITS = {f.__name__: f for f in (he_normal, he_uniform, glorot_normal, glorot_uniform,
                                         lecun_normal, lecun_uniform)}
+
+
+def initialize(init: str, weight, bias=None):
+    """Apply a layer's `init` option: 'torch' fills weight and bias with torch_default_uniform;
+    a name in WEIGHT_INITS fills the weight with that initialiser and leaves the bias as it is
+    (zeros for a new layer). Raises ValueError naming the valid options otherwise."""
+    if init == "torch":
+        return torch_default_uniform(weight, bias)
+    if init not in WEIGHT_INITS:
+        raise ValueError(f"unknown init {init!r}; valid: torch, {', '.join(WEIGHT_INITS)}")
+    return WEIGHT_INITS[init](weight)

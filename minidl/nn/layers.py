@@ -5,16 +5,12 @@ The math lives in minidl.ops; a layer owns its parameters and calls one op (Chai
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from minidl import backend, ops
 from minidl.autograd import Tensor
+from minidl.nn import init as initializers
 from minidl.nn.module import Module, Parameter
-
-INITS = ("torch", "he_uniform", "he_normal", "glorot_uniform", "glorot_normal",
-         "lecun_uniform", "lecun_normal")
 
 
 class Dense(Module):
@@ -23,9 +19,10 @@ class Dense(Module):
     x: (..., in_features) -> y: (..., out_features).
     weight W: (in_features, out_features), so axis 0 indexes the inputs (input_axes=(0,));
     bias b: (out_features,).
-    init: 'torch' (PyTorch's default: W and b ~ U(-1/sqrt(in), 1/sqrt(in))), or one of
-        he_uniform, he_normal, glorot_uniform, glorot_normal, lecun_uniform, lecun_normal
-        (bias zero), all from minidl.nn.init.
+    init: 'torch' (PyTorch's default: W and b ~ U(-1/sqrt(in), 1/sqrt(in)), as
+        init.torch_default_uniform, shared with Conv2d), or one of he_uniform, he_normal,
+        glorot_uniform, glorot_normal, lecun_uniform, lecun_normal (bias zero), all from
+        minidl.nn.init and drawn in the parameter's dtype.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -38,23 +35,13 @@ class Dense(Module):
                 f"out_features={out_features!r}"
             )
         in_features, out_features = int(in_features), int(out_features)
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
         self.in_features, self.out_features, self.init = in_features, out_features, init
         xp = backend.xp_for(device)
         dtype = dtype or backend.get_default_dtype()
         self.weight = Parameter(xp.empty((in_features, out_features), dtype=dtype),
                                 input_axes=(0,))
         self.bias = Parameter(xp.zeros(out_features, dtype=dtype)) if bias else None
-        if init == "torch":
-            bound = 1.0 / math.sqrt(in_features)
-            for p in (self.weight, self.bias):
-                if p is not None:
-                    p.data[...] = _uniform(p.data.shape, bound, device)
-        else:
-            from minidl.nn import init as initializers  # noqa: PLC0415
-
-            getattr(initializers, init)(self.weight)
+        initializers.initialize(init, self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.linear(x, self._weight_in_out(), self.bias)
@@ -65,11 +52,6 @@ class Dense(Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
-
-
-def _uniform(shape, bound: float, device: str):
-    """U(-bound, bound) samples from minidl's generator for `device` (float64, cast on store)."""
-    return (backend.get_rng().random(shape, np.float64, device) * 2.0 - 1.0) * bound
 
 
 class ReLU(Module):

@@ -7,7 +7,7 @@ import numpy as np
 from minidl import backend
 from minidl.autograd import Tensor
 from minidl.nn.module import Module, Parameter
-from minidl.ops.conv import batch_norm, dropout
+from minidl.ops.norm import batch_norm, dropout
 
 
 class _BatchNorm(Module):

@@ -1,7 +1,7 @@
 """Differentiable operations, each a Function (forward + backward) and a lowercase wrapper."""
 
 from minidl.ops.activation import elu, gelu, hardtanh, logsigmoid, relu6, silu, softplus
-from minidl.ops.conv import avg_pool2d, batch_norm, conv2d, dropout, max_pool2d
+from minidl.ops.conv import avg_pool2d, conv2d, max_pool2d
 from minidl.ops.creation import (
     arange,
     eye,
@@ -70,6 +70,7 @@ from minidl.ops.math import (
     sign,
     sin,
 )
+from minidl.ops.norm import batch_norm, dropout
 from minidl.ops.reduce import log_softmax, logsumexp, max, mean, min, softmax, sum
 from minidl.ops.shape import (
     broadcast_to,

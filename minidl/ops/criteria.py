@@ -15,18 +15,12 @@ from minidl.autograd import Function, Tensor
 from minidl.backend import xp_of
 from minidl.ops.activation import logsigmoid
 from minidl.ops.elementwise import abs, clip, log, where
-from minidl.ops.loss import _check_reduction
-from minidl.ops.reduce import log_softmax, mean, sum
+from minidl.ops.loss import check_reduction, reduce_loss
+from minidl.ops.reduce import log_softmax, sum
 
 
 def _array(x):
     return x.data if isinstance(x, Tensor) else x
-
-
-def _reduce(losses, reduction: str):
-    if reduction == "mean":
-        return mean(losses)
-    return sum(losses) if reduction == "sum" else losses
 
 
 class NLL(Function):
@@ -70,7 +64,7 @@ class NLL(Function):
 def nll_loss(input, target, weight=None, ignore_index: int = -100,  # noqa: A002 (torch's name)
              reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities (e.g. log_softmax output) (see NLL)."""
-    _check_reduction(reduction)
+    check_reduction(reduction)
     xp = xp_of(_array(input))
     target = xp.asarray(_array(target))
     if weight is not None:
@@ -92,7 +86,7 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100,  # noqa:
     Built as log_softmax then nll_loss (two nodes); minidl.ops.cross_entropy is the fused
     one-node form without weights, ignore_index or smoothing.
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], "
                          f"got {label_smoothing}")
@@ -107,7 +101,7 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100,  # noqa:
     logp = log_softmax(input, 1)
     if not classes:
         y = t.astype(z.dtype) * (1 - label_smoothing) + label_smoothing / c
-        return _reduce(-sum(logp * (w * y), 1), reduction)
+        return reduce_loss(-sum(logp * (w * y), 1), reduction)
     loss = nll_loss(logp, t, w, ignore_index, "none")
     if label_smoothing:
         counted = (t != ignore_index).astype(z.dtype)
@@ -116,17 +110,17 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100,  # noqa:
     if reduction == "mean":
         counted_w = w[xp.where(t != ignore_index, t, 0)] * (t != ignore_index)
         return sum(loss) / counted_w.sum()
-    return _reduce(loss, reduction)
+    return reduce_loss(loss, reduction)
 
 
 def binary_cross_entropy(input, target, weight=None,  # noqa: A002
                          reduction: str = "mean") -> Tensor:
     """-w * (y log p + (1 - y) log(1 - p)) for probabilities p; each log is clamped at -100
     as torch, so p = 0 or 1 gives a finite loss."""
-    _check_reduction(reduction)
+    check_reduction(reduction)
     y = xp_of(_array(input)).asarray(_array(target), dtype=_array(input).dtype)
     loss = -(y * clip(log(input), -100.0) + (1 - y) * clip(log(1 - input), -100.0))
-    return _reduce(loss if weight is None else loss * _array(weight), reduction)
+    return reduce_loss(loss if weight is None else loss * _array(weight), reduction)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None,  # noqa: A002
@@ -135,28 +129,28 @@ def binary_cross_entropy_with_logits(input, target, weight=None,  # noqa: A002
 
         loss = -w * (pw * y * logsigmoid(z) + (1 - y) * logsigmoid(-z)),  pw = pos_weight or 1.
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     y = xp_of(_array(input)).asarray(_array(target), dtype=_array(input).dtype)
     positive = y if pos_weight is None else y * _array(pos_weight)
     loss = -(positive * logsigmoid(input) + (1 - y) * logsigmoid(-input))
-    return _reduce(loss if weight is None else loss * _array(weight), reduction)
+    return reduce_loss(loss if weight is None else loss * _array(weight), reduction)
 
 
 def l1_loss(input, target, reduction: str = "mean") -> Tensor:  # noqa: A002
     """|input - target| elementwise, reduced."""
-    _check_reduction(reduction)
-    return _reduce(abs(input - target), reduction)
+    check_reduction(reduction)
+    return reduce_loss(abs(input - target), reduction)
 
 
 def smooth_l1_loss(input, target, reduction: str = "mean",  # noqa: A002
                    beta: float = 1.0) -> Tensor:
     """Huber-like loss (Girshick 2015, Fast R-CNN), with d = input - target:
     0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (beta = 0: l1_loss)."""
-    _check_reduction(reduction)
+    check_reduction(reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
     d = input - target
     if beta == 0:
-        return _reduce(abs(d), reduction)
+        return reduce_loss(abs(d), reduction)
     near = xp_of(d.data).abs(d.data) < beta
-    return _reduce(where(near, d * d * (0.5 / beta), abs(d) - 0.5 * beta), reduction)
+    return reduce_loss(where(near, d * d * (0.5 / beta), abs(d) - 0.5 * beta), reduction)

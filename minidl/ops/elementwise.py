@@ -6,6 +6,8 @@ scalars mix with tensors without changing their dtype (NumPy 2, NEP 50).
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from minidl.autograd import Function, Tensor
@@ -221,38 +223,36 @@ class Clip(Function):
         return (g * mask,)
 
 
-class Maximum(Function):
-    """z = max(a, b) elementwise.  The larger input gets g; ties split it evenly (as torch)."""
+class _PairwiseExtreme(Function):
+    """z = max(a, b) (Maximum) or min(a, b) (Minimum) elementwise, as reduce.py's _Extreme does
+    for one input: the input that wins (`wins(a, b)`: a > b for max, a < b for min) gets g,
+    ties split it evenly (as torch)."""
+
+    reduce = "maximum"
+    wins = staticmethod(operator.gt)
 
     def forward(self, a, b):
-        _binary_broadcast_check("maximum", a, b)
+        _binary_broadcast_check(self.reduce, a, b)
         self.save_for_backward(a, b)
-        return xp_of(a, b).maximum(a, b)
+        return getattr(xp_of(a, b), self.reduce)(a, b)
 
     def backward(self, g):
         a, b = self.saved
         # 0.5 * bool is float64: cast, or float32 inputs would get float64 gradients
-        wa = ((a > b) + 0.5 * (a == b)).astype(g.dtype, copy=False)
+        wa = (self.wins(a, b) + 0.5 * (a == b)).astype(g.dtype, copy=False)
         ga = unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None
         gb = unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None
         return ga, gb
 
 
-class Minimum(Function):
-    """z = min(a, b) elementwise.  The smaller input gets g; ties split it evenly (as torch)."""
+class Maximum(_PairwiseExtreme):
+    reduce = "maximum"
+    wins = staticmethod(operator.gt)
 
-    def forward(self, a, b):
-        _binary_broadcast_check("minimum", a, b)
-        self.save_for_backward(a, b)
-        return xp_of(a, b).minimum(a, b)
 
-    def backward(self, g):
-        a, b = self.saved
-        # 0.5 * bool is float64: cast, or float32 inputs would get float64 gradients
-        wa = ((a < b) + 0.5 * (a == b)).astype(g.dtype, copy=False)
-        ga = unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None
-        gb = unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None
-        return ga, gb
+class Minimum(_PairwiseExtreme):
+    reduce = "minimum"
+    wins = staticmethod(operator.lt)
 
 
 class Where(Function):

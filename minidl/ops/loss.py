@@ -10,9 +10,20 @@ from minidl.backend import xp_of
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_reduction(reduction: str) -> None:
+def check_reduction(reduction: str) -> None:
+    """Raise early, before any computation, unless reduction is 'mean', 'sum' or 'none'."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def reduce_loss(losses, reduction: str):
+    """The per-element losses reduced as torch's `reduction`: 'mean' -> losses.mean(), 'sum' ->
+    losses.sum(), 'none' -> losses. Works on raw arrays (inside a Function's forward) and on
+    Tensors (composite losses, differentiably through their mean and sum methods)."""
+    check_reduction(reduction)
+    if reduction == "mean":
+        return losses.mean()
+    return losses.sum() if reduction == "sum" else losses
 
 
 class CrossEntropy(Function):
@@ -60,11 +71,7 @@ class CrossEntropy(Function):
         e /= s  # softmax, kept for backward
         self.save_for_backward(e, target)
         self.reduction = reduction
-        if reduction == "mean":
-            return losses.mean()
-        if reduction == "sum":
-            return losses.sum()
-        return losses
+        return reduce_loss(losses, reduction)
 
     def backward(self, g):
         p, target = self.saved
@@ -94,12 +101,7 @@ class MSE(Function):
         d = a - b
         self.save_for_backward(d)
         self.reduction = reduction
-        sq = d * d
-        if reduction == "mean":
-            return sq.mean()
-        if reduction == "sum":
-            return sq.sum()
-        return sq
+        return reduce_loss(d * d, reduction)
 
     def backward(self, g):
         (d,) = self.saved
@@ -114,7 +116,7 @@ def cross_entropy(logits, target, reduction: str = "mean") -> Tensor:
     Floating targets take the logits' dtype (they get no gradient), so a float64 one-hot matrix
     such as numpy.eye(C)[labels] works with float32 logits.
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     z = logits.data if isinstance(logits, Tensor) else logits
     target = xp_of(z).asarray(target.data if isinstance(target, Tensor) else target)
     if target.dtype.kind == "f" and z.dtype.kind == "f" and target.dtype != z.dtype:
@@ -124,5 +126,5 @@ def cross_entropy(logits, target, reduction: str = "mean") -> Tensor:
 
 def mse_loss(pred, target, reduction: str = "mean") -> Tensor:
     """Mean squared error (see MSE)."""
-    _check_reduction(reduction)
+    check_reduction(reduction)
     return MSE.apply(pred, target, reduction=reduction)

@@ -32,6 +32,12 @@ def _axes(axis, ndim: int) -> tuple:
     return tuple(sorted(set(out)))
 
 
+def _collapse(out, in_shape: tuple, axes: tuple, keepdims: bool):
+    """Drop the size-1 axes a keepdims=True reduction left in `out`, unless keepdims (the
+    inverse of _expand)."""
+    return out if keepdims else out.reshape([n for i, n in enumerate(in_shape) if i not in axes])
+
+
 def _expand(g, in_shape: tuple, axes: tuple, keepdims: bool):
     """Give a reduced gradient back its reduced axes as size 1, ready to broadcast."""
     if keepdims or not axes:
@@ -79,8 +85,7 @@ class _Extreme(Function):
         self.axes, self.keepdims = _axes(axis, a.ndim), keepdims
         out = getattr(a, self.reduce)(axis=self.axes, keepdims=True)
         self.save_for_backward(a, out)
-        return out if keepdims else out.reshape([n for i, n in enumerate(a.shape)
-                                                 if i not in self.axes])
+        return _collapse(out, a.shape, self.axes, keepdims)
 
     def backward(self, g):
         a, out = self.saved
@@ -110,8 +115,7 @@ class LogSumExp(Function):
         m = a.max(axis=self.axes, keepdims=True)
         out = xp.log(xp.exp(a - m).sum(axis=self.axes, keepdims=True)) + m
         self.save_for_backward(a, out)
-        return out if keepdims else out.reshape([n for i, n in enumerate(a.shape)
-                                                 if i not in self.axes])
+        return _collapse(out, a.shape, self.axes, keepdims)
 
     def backward(self, g):
         a, out = self.saved

@@ -86,7 +86,6 @@ class Optimizer:
     defaults: the hyperparameters every group gets unless it overrides them.
     """
 
-    needs_closure = False  # True where step() must re-evaluate the loss (LBFGS)
     coupled_weight_decay = True  # False where the algorithm decouples decay (AdamW)
     needs_closure = False  # True where step() must re-evaluate the model (L-BFGS)
     fused: bool | None = False  # None or True where a subclass has GPU kernels (see use_fused)
