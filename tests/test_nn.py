@@ -284,3 +284,19 @@ def test_every_layer_and_loss_gradchecks_through_its_module(device, name):
     x = md.Tensor(backend.to_device(make_x(), device), requires_grad=True)
     assert x.dtype == np.float64 and all(p.dtype == np.float64 for _, p in named)
     assert md.gradcheck(f, [x, *(p for _, p in named)])
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Dense(7, 5), lambda: nn.Linear(7, 5),
+                                  lambda: nn.Conv2d(3, 4, 3)])
+def test_default_init_float32_is_float64_rounded_once(make):
+    """PyTorch's default init draws in float64 and rounds once: a float32 layer starts from the
+    float64 layer's numbers rounded to float32 (the MNIST reproductions rely on this)."""
+    weights = {}
+    for dtype in ("float64", "float32"):
+        with md.default_dtype(dtype):
+            md.manual_seed(3)
+            layer = make()
+        weights[dtype] = [p.data for p in layer.parameters()]
+    for w64, w32 in zip(weights["float64"], weights["float32"]):
+        assert w32.dtype == np.float32
+        np.testing.assert_array_equal(w32, w64.astype(np.float32))
