@@ -18,6 +18,7 @@ pattern form; it keeps sharpening with more.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -119,8 +120,21 @@ def main(argv=None) -> int:
           f"difference after rescaling {np.abs(offsets / ratio - mean_digit).max():.3g}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # the numbers behind the figures: one row per input pixel
+    columns = ["pixel", *(f"step_size_epoch{k + 1}" for k in range(len(steps))),
+               "offset", "mean_digit"]
+    table = np.column_stack([np.arange(len(offsets)), *steps, offsets, mean_digit])
+    np.savetxt(out / "adas_inside.csv", table, delimiter=",", header=",".join(columns),
+               comments="", fmt=["%d", *["%.9g"] * (table.shape[1] - 1)])
+    summary = {"epochs": args.epochs, "batch_size": args.batch_size, "subset": args.subset,
+               "step_sizes": [{"epoch": k + 1, "min": float(s.min()),
+                               "median": float(np.median(s)), "max": float(s.max())}
+                              for k, s in enumerate(steps)],
+               "offsets_vs_mean_digit": {"correlation": float(corr), "ratio": float(ratio)}}
+    (out / "adas_inside.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot(steps, offsets, mean_digit, out)
-    print(f"wrote {out / 'adas_step_sizes.png'} and {out / 'adas_offsets.png'}")
+    print(f"wrote {out / 'adas_step_sizes.png'}, {out / 'adas_offsets.png'} and "
+          f"adas_inside.csv/.json")
     return 0
 
 

@@ -106,3 +106,19 @@ def test_gpu_check_without_a_gpu_says_so_in_one_line(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "no GPU" in done.stderr
     assert not (tmp_path / "check").exists()
+
+
+def test_adas_inside_smoke_writes_figures_and_numbers(tmp_path):
+    """Two short epochs: the per-pixel step sizes and offsets come out as PNG, CSV and JSON,
+    and the offsets (a running mean of the inputs) follow the mean digit of the same images."""
+    _run("adas_inside.py", "--epochs", "2", "--subset", "640", "--out", str(tmp_path))
+    for name in ("adas_step_sizes.png", "adas_offsets.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    table = np.loadtxt(tmp_path / "adas_inside.csv", delimiter=",", skiprows=1)
+    assert table.shape == (784, 5)  # pixel, two epochs of step sizes, offset, mean digit
+    summary = json.loads((tmp_path / "adas_inside.json").read_text())
+    assert [e["epoch"] for e in summary["step_sizes"]] == [1, 2]
+    for e, column in zip(summary["step_sizes"], (1, 2)):
+        assert e["min"] == pytest.approx(table[:, column].min(), rel=1e-6)
+        assert 0 < e["min"] <= e["median"] <= e["max"]
+    assert np.corrcoef(table[:, 3], table[:, 4])[0, 1] > 0.99
