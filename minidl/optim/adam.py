@@ -126,6 +126,8 @@ class Adam(Optimizer):
     with amsgrad).
     """
 
+    multi_tensor = True  # elementwise: a group updates as one flat buffer (optim/flat.py)
+
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, fused: bool | None = None):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
