@@ -38,6 +38,8 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+COL_BLOCK = 1 << 18  # column-gradient values per block of col2im on the CPU (1 MiB in float32)
+
 _ONES: dict = {}  # (array module, length, dtype) -> read-only use vector of ones
 
 
@@ -153,15 +155,30 @@ class Convolution2D(Function):
             gw = (gm @ cols.T).reshape(wm.shape[0], -1, win.kh, win.kw)
         gx = None
         if need_x:
-            # col2im: kh*kw strided adds, each offset's columns back onto its pixels
-            c, n = self.xc_shape[:2]
-            gcols = (wm.T @ gm).reshape(c, win.kh, win.kw, n, win.oh, win.ow)
-            gxc = xp.zeros(self.xc_shape, dtype=g.dtype)
-            for i, j, index in win.offsets():
-                view = gxc[index]  # in place into the view: x[idx] += y would also
-                xp.add(view, gcols[:, i, j], out=view)  # write the view back (a launch)
-            gx = _cropped(gxc, win.ph, win.pw).transpose(1, 0, 2, 3)
+            gx = _cropped(self._col2im(wm.T, gm), win.ph, win.pw).transpose(1, 0, 2, 3)
         return gx, gw, gb
+
+    def _col2im(self, wt, gm):
+        """dL/dxc (C, N, Hp, Wp) from wt = W^T (C*kh*kw, O) and gm = G (O, N*oh*ow): the
+        column gradients W^T G, each offset's columns added back onto the pixels they were
+        copied from (kh*kw strided adds). On the CPU a few images at a time, so that each
+        block of W^T G is added back while it is still in cache instead of a round trip of
+        the whole (C*kh*kw, N*oh*ow) matrix through memory; same sums, same rounding."""
+        xp, win = xp_of(gm), self.win
+        c, n = self.xc_shape[:2]
+        gxc = xp.zeros(self.xc_shape, dtype=gm.dtype)
+        per_image = win.oh * win.ow
+        images = n if backend.is_cupy_array(gm) else COL_BLOCK // (wt.shape[0] * per_image)
+        images = max(1, images)
+        for start in range(0, n, images):
+            stop = min(start + images, n)
+            gcols = (wt @ gm[:, start * per_image:stop * per_image]).reshape(
+                c, win.kh, win.kw, stop - start, win.oh, win.ow)
+            part = gxc[:, start:stop]
+            for i, j, index in win.offsets():
+                view = part[index]  # in place into the view: x[idx] += y would also
+                xp.add(view, gcols[:, i, j], out=view)  # write the view back (a launch)
+        return gxc
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
@@ -206,6 +223,17 @@ def _pool_window(x, kernel_size, stride, padding, name) -> _Window:
     return _Window.of(x.shape[2], x.shape[3], kernel, stride, padding, name)
 
 
+def _in_layout_of(like, a):
+    """`a` with the memory layout (axis order) of `like`, copied once if it differs: a
+    gradient arriving batch-major (from a Flatten) meets channel-major activations, and every
+    elementwise pass over arrays of different layouts walks one of them with large strides."""
+    if a.strides == like.strides:
+        return a
+    out = xp_of(like).empty_like(like)
+    out[...] = a
+    return out
+
+
 def _pool_grad_buffer(xp, padded, win: _Window):
     """Zeros shaped like the padded input, or an uninitialised array when the windows tile it
     exactly (every element then gets written once)."""
@@ -240,6 +268,7 @@ class MaxPooling2D(Function):
         xpad, out = self.saved
         xp = xp_of(g)
         win = self.win
+        g = _in_layout_of(out, g)
         overlap = win.sh < win.kh or win.sw < win.kw
         gx = _pool_grad_buffer(xp, xpad, win)
         free = xp.ones_like(out, dtype=bool)  # windows whose maximum is not yet claimed
