@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from minidl import backend
 
-BLOCK_BYTES = 128 * 1024  # per array; ~6 arrays of this size stay in a 1-2 MiB L2 cache
+BLOCK_BYTES = 256 * 1024  # per array: the ~6 arrays of a block stay in a 2 MiB L2 cache
 
 
 class FlatParameter:
