@@ -12,35 +12,35 @@ from minidl.ops import conv
 from minidl.ops.conv import conv2d, max_pool2d
 
 
-def _conv_grads(x0, w0, padding):
+def _conv_grads(x0, w0, stride, padding):
     x, w = md.Tensor(x0, requires_grad=True), md.Tensor(w0, requires_grad=True)
-    z = conv2d(x, w, padding=padding)
+    z = conv2d(x, w, stride=stride, padding=padding)
     z.backward(np.cos(np.arange(z.size, dtype=x0.dtype)).reshape(z.shape))
-    return x.grad, w.grad
+    return x.grad, w.grad, z.shape
 
 
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1), (1, 2), (2, 3)])
 @pytest.mark.parametrize("padding", [0, 1])
-def test_col2im_in_blocks_of_images_equals_one_block(monkeypatch, padding):
+def test_col2im_in_blocks_of_images_equals_one_block(monkeypatch, stride, padding):
     rng = np.random.default_rng(0)
     x0, w0 = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))
-    whole = _conv_grads(x0, w0, padding)
-    per_image = (7 + 2 * padding - 2) * (6 + 2 * padding - 1)
-    monkeypatch.setattr(conv, "COL_BLOCK", 2 * 3 * 3 * 2 * per_image)  # 2 images: 2 + 2 + 1
-    blocks = _conv_grads(x0, w0, padding)
+    whole = _conv_grads(x0, w0, stride, padding)
+    monkeypatch.setattr(conv, "COL_BLOCK", 2 * 3 * 3 * 2 * 8 * 6)  # about 2 images a block
+    blocks = _conv_grads(x0, w0, stride, padding)
     monkeypatch.setattr(conv, "COL_BLOCK", 1)  # one image at a time
-    single = _conv_grads(x0, w0, padding)
-    for a, b, c in zip(whole, blocks, single):
+    single = _conv_grads(x0, w0, stride, padding)
+    for a, b, c in zip(whole[:2], blocks[:2], single[:2]):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
-    # and the gradient itself, against the definition: x's gradient is the transposed
-    # convolution of the upstream gradient, summed here element by element
-    g = np.cos(np.arange(5 * 4 * (5 + 2 * padding) * (5 + 2 * padding))).reshape(
-        5, 4, 5 + 2 * padding, 5 + 2 * padding)
+    # and x's gradient against its definition, the transposed convolution of the upstream
+    # gradient, summed here offset by offset
+    (sh, sw), shape = stride, whole[2]
+    g = np.cos(np.arange(np.prod(shape))).reshape(shape)
     expect = np.zeros((5, 3, 7 + 2 * padding, 6 + 2 * padding))
     for i in range(3):
         for j in range(2):
-            expect[:, :, i:i + g.shape[2], j:j + g.shape[3]] += np.einsum(
-                "nopq,oc->ncpq", g, w0[:, :, i, j])
+            expect[:, :, i:i + sh * (shape[2] - 1) + 1:sh, j:j + sw * (shape[3] - 1) + 1:sw] += \
+                np.einsum("nopq,oc->ncpq", g, w0[:, :, i, j])
     crop = expect[:, :, padding:padding + 7, padding:padding + 6]
     np.testing.assert_allclose(whole[0], crop, rtol=1e-12, atol=1e-12)
 

@@ -161,18 +161,39 @@ class Convolution2D(Function):
     def _col2im(self, wt, gm):
         """dL/dxc (C, N, Hp, Wp) from wt = W^T (C*kh*kw, O) and gm = G (O, N*oh*ow): the
         column gradients W^T G, each offset's columns added back onto the pixels they were
-        copied from (kh*kw strided adds). On the CPU a few images at a time, so that each
-        block of W^T G is added back while it is still in cache instead of a round trip of
-        the whole (C*kh*kw, N*oh*ow) matrix through memory; same sums, same rounding."""
+        copied from (kh*kw strided adds).
+
+        With column stride 1 the adds run on whole image planes: G is spread to rows of the
+        padded row length (`wide`, zeros between rows), so W^T G holds each offset's
+        gradient laid out as the plane itself, shifted by i*Wp + j; one contiguous add of
+        length (oh-1)*sh*Wp + ow per offset instead of oh*N short rows. The zeros add +-0:
+        the same sums, bit for bit. On the CPU a few images at a time, so that each block of
+        W^T G is added back while it is still in cache."""
         xp, win = xp_of(gm), self.win
-        c, n = self.xc_shape[:2]
+        c, n, hp, wp = self.xc_shape
+        o = gm.shape[0]
         gxc = xp.zeros(self.xc_shape, dtype=gm.dtype)
-        per_image = win.oh * win.ow
+        flat_rows = win.sw == 1
+        row = win.sh * wp if flat_rows else win.ow  # columns per output row in W^T G
+        per_image = win.oh * row
         images = n if backend.is_cupy_array(gm) else COL_BLOCK // (wt.shape[0] * per_image)
-        images = max(1, images)
+        images = max(1, min(images, n))
+        g4 = gm.reshape(o, n, win.oh, win.ow)
+        if flat_rows:
+            wide = xp.zeros((o, images, win.oh, row), dtype=gm.dtype)
+            length = (win.oh - 1) * row + win.ow
         for start in range(0, n, images):
             stop = min(start + images, n)
-            gcols = (wt @ gm[:, start * per_image:stop * per_image]).reshape(
+            if flat_rows:
+                block = wide[:, :stop - start]
+                block[..., :win.ow] = g4[:, start:stop]
+                gcols = (wt @ block.reshape(o, -1)).reshape(c, win.kh, win.kw, stop - start, -1)
+                planes = gxc[:, start:stop].reshape(c, stop - start, hp * wp)
+                for i, j, _ in win.offsets():
+                    view = planes[..., i * wp + j:i * wp + j + length]
+                    xp.add(view, gcols[:, i, j, :, :length], out=view)
+                continue
+            gcols = (wt @ g4[:, start:stop].reshape(o, -1)).reshape(
                 c, win.kh, win.kw, stop - start, win.oh, win.ow)
             part = gxc[:, start:stop]
             for i, j, index in win.offsets():
