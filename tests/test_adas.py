@@ -355,3 +355,21 @@ def test_param_group_that_cannot_take_offsets_is_not_added():
     with pytest.raises(ValueError, match="no weight with input axes"):
         opt.add_param_group({"params": Scale()})
     assert len(opt.param_groups) == 1
+
+
+def test_same_shaped_offset_layers_keep_their_own_centred_gradients(device):
+    """The centred weight gradients of all layers are formed before any update; two layers
+    whose weights share a shape must not share the array they are written to."""
+    md.manual_seed(0)
+    model = nn.Sequential(Dense(4, 4, device=device), ReLU(), Dense(4, 4, device=device))
+    opt = Adas(model)
+    x = backend.to_device(np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32),
+                          device)
+    model(md.Tensor(x)).sum().backward()
+    group = opt.param_groups[0]
+    weights = [model[0].weight, model[2].weight]
+    got = [opt.gradient(w, group) for w in weights]  # both first, as step() does
+    for w, g, (_, _, b, stats) in zip(weights, got, opt._offsets):
+        mu = backend.to_numpy(stats.center())
+        expected = backend.to_numpy(w.grad) - np.outer(mu, backend.to_numpy(b.grad))
+        np.testing.assert_allclose(backend.to_numpy(g), expected, rtol=1e-6, atol=1e-7)

@@ -91,6 +91,18 @@ def test_bench_conv_smoke_has_identical_gradients(tmp_path):
     assert row["max_grad_diff"] == 0.0 and row["minidl_ms"] > 0 and row["numpy_ms"] > 0
 
 
+def test_bench_speed_smoke_writes_one_ratio_table(tmp_path):
+    text = _run("bench_speed.py", "--workloads", "mlp128", "cnn", "adas", "--rounds", "1",
+                "--steps", "1", "--max-steps", "5", "--out", str(tmp_path))
+    assert "cores" in text and "ADAS / Adam" in text
+    rows = {r["workload"]: r for r in json.loads((tmp_path / "bench_speed.json").read_text())}
+    assert set(rows) == {"mlp128", "cnn", "adas"}
+    assert rows["mlp128"]["minidl"] > 0 and rows["mlp128"]["ratio_numpy"] > 0
+    assert rows["adas"]["ratio_adam"] > 0 and rows["cnn"]["unit"] == "ms/step"
+    with open(tmp_path / "bench_speed.csv") as fh:
+        assert [r["workload"] for r in csv.DictReader(fh)] == ["mlp128", "cnn", "adas"]
+
+
 def test_bench_gpu_runs_on_the_cpu_alone(tmp_path):
     text = _run("bench_gpu.py", "--batch-sizes", "128", "--max-steps", "5", "--out",
                 str(tmp_path))

@@ -18,7 +18,7 @@ from minidl import checkpoint, serialize
 from minidl.checkpoint import CHECKPOINT, CheckpointError, ResumeConflict
 from minidl.data import DataError, read_idx
 from minidl.models import mlp
-from minidl.optim import SGD, Adam, ReduceLROnPlateau
+from minidl.optim import SGD, Adam, ReduceLROnPlateau, flat
 from minidl.train import NonFiniteLossError, evaluate, fit
 
 RNG = np.random.default_rng(0)
@@ -155,10 +155,16 @@ def test_nonfinite_loss_stop_returns_the_history_and_ignore_writes_json_null(tmp
 
 
 # ------------------------------------------------------------------------------ Ctrl-C
+# Adam updates the MLP's 140 float32 values as one flat buffer, in blocks of BLOCK_BYTES:
+# with 64-byte blocks a step is 9 update calls, so a signal can arrive mid-step
+CALLS_PER_STEP = 9
+
+
 def _adam_run(out, epochs, monkeypatch=None, kills=0, at_call=None, resume=False):
-    """Adam on the MLP (4 parameters per step); `kills` SIGINTs sent from inside update call
-    `at_call`, i.e. while the step is half applied."""
+    """Adam on the MLP (CALLS_PER_STEP update calls per step); `kills` SIGINTs sent from
+    inside update call `at_call`, i.e. while the step is half applied."""
     if monkeypatch is not None:
+        monkeypatch.setattr(flat, "BLOCK_BYTES", 64)
         update, calls = Adam.update, {"n": 0}
 
         def update_and_signal(self, p, grad, state, group):
@@ -175,9 +181,9 @@ def _adam_run(out, epochs, monkeypatch=None, kills=0, at_call=None, resume=False
 def test_two_ctrl_c_inside_an_adam_update_wait_for_the_step_and_resume_is_bit_identical(
         tmp_path, monkeypatch, capsys):
     full, _, h_full = _adam_run(tmp_path / "a", 2)
-    # 8 batches per epoch: call 4 * 10 + 3 is the 3rd parameter of epoch 2's batch 3
+    # 8 batches per epoch: call 9 * 10 + 3 is the 3rd block of epoch 2's batch 3
     with monkeypatch.context() as m:
-        _, _, h_cut = _adam_run(tmp_path / "b", 2, m, kills=2, at_call=4 * 10 + 3)
+        _, _, h_cut = _adam_run(tmp_path / "b", 2, m, kills=2, at_call=CALLS_PER_STEP * 10 + 3)
     assert h_cut.stop_reason == "interrupted"
     assert "interrupted in epoch 2 after 3 batches" in capsys.readouterr().out
     resumed, _, h_res = _adam_run(tmp_path / "b", 2, resume=True)
@@ -191,7 +197,8 @@ def test_a_third_ctrl_c_cuts_the_step_and_leaves_the_checkpoint_alone(tmp_path, 
     _adam_run(tmp_path, 1)
     before = (tmp_path / CHECKPOINT).read_bytes()
     with pytest.raises(KeyboardInterrupt):
-        _adam_run(tmp_path, 2, monkeypatch, kills=3, at_call=4 * 2 + 3, resume=True)
+        _adam_run(tmp_path, 2, monkeypatch, kills=3, at_call=CALLS_PER_STEP * 2 + 3,
+                  resume=True)
     assert (tmp_path / CHECKPOINT).read_bytes() == before
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -11,6 +11,7 @@ from minidl import backend, serialize
 from minidl.data import flatten, load_mnist, scale
 from minidl.models import mlp
 from minidl.optim.adam import Adam
+from minidl.optim import flat
 from minidl.optim.adas import Adas
 from minidl.optim.sgd import SGD
 from minidl.train import CHECKPOINT, History, evaluate, fit
@@ -186,8 +187,8 @@ def test_gpu_training_steps_never_synchronize(mnist, name):
 
 
 class _SignalingSGD(SGD):
-    """SGD that delivers a real SIGINT (what Ctrl-C sends) inside its `at`-th parameter update,
-    after that parameter has moved and before the step's other parameters have."""
+    """SGD that delivers a real SIGINT (what Ctrl-C sends) inside its `at`-th update call
+    (a block of the flat buffers), after that block has moved and before the rest has."""
 
     def __init__(self, params, at=None, **kw):
         super().__init__(params, **kw)
@@ -213,8 +214,11 @@ def _run_signaled(xtr, ytr, out, epochs, resume=False, at=None, test=None):
 
 
 def test_real_ctrl_c_inside_an_optimizer_step_finishes_the_step_and_resumes_exactly(
-        mnist, tmp_path, capsys):
-    # the model has 4 parameters: update 4 * 40 + 2 is in the middle of batch 41's step
+        mnist, tmp_path, capsys, monkeypatch):
+    # SGD updates the model's 25450 float32 values as one flat buffer in blocks: with
+    # 6400-value blocks a step is 4 update calls, and update 4 * 40 + 2 is in the middle of
+    # batch 41's step
+    monkeypatch.setattr(flat, "BLOCK_BYTES", 6400 * 4)
     (xtr, ytr), _ = mnist
     xtr, ytr = xtr[:2000], ytr[:2000]
     full, h_full = _run_signaled(xtr, ytr, tmp_path / "a", 2)

@@ -37,6 +37,8 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+COL_BLOCK = 1 << 18  # column-gradient values per block of col2im on the CPU (1 MiB in float32)
+
 _ONES: dict = {}  # (array module, length, dtype) -> read-only use vector of ones
 
 
@@ -152,15 +154,51 @@ class Convolution2D(Function):
             gw = (gm @ cols.T).reshape(wm.shape[0], -1, win.kh, win.kw)
         gx = None
         if need_x:
-            # col2im: kh*kw strided adds, each offset's columns back onto its pixels
-            c, n = self.xc_shape[:2]
-            gcols = (wm.T @ gm).reshape(c, win.kh, win.kw, n, win.oh, win.ow)
-            gxc = xp.zeros(self.xc_shape, dtype=g.dtype)
-            for i, j, index in win.offsets():
-                view = gxc[index]  # in place into the view: x[idx] += y would also
-                xp.add(view, gcols[:, i, j], out=view)  # write the view back (a launch)
-            gx = _cropped(gxc, win.ph, win.pw).transpose(1, 0, 2, 3)
+            gx = _cropped(self._col2im(wm.T, gm), win.ph, win.pw).transpose(1, 0, 2, 3)
         return gx, gw, gb
+
+    def _col2im(self, wt, gm):
+        """dL/dxc (C, N, Hp, Wp) from wt = W^T (C*kh*kw, O) and gm = G (O, N*oh*ow): the
+        column gradients W^T G, each offset's columns added back onto the pixels they were
+        copied from (kh*kw strided adds).
+
+        With column stride 1 the adds run on whole image planes: G is spread to rows of the
+        padded row length (`wide`, zeros between rows), so W^T G holds each offset's
+        gradient laid out as the plane itself, shifted by i*Wp + j; one contiguous add of
+        length (oh-1)*sh*Wp + ow per offset instead of oh*N short rows. The zeros add +-0:
+        the same sums, bit for bit. On the CPU a few images at a time, so that each block of
+        W^T G is added back while it is still in cache."""
+        xp, win = xp_of(gm), self.win
+        c, n, hp, wp = self.xc_shape
+        o = gm.shape[0]
+        gxc = xp.zeros(self.xc_shape, dtype=gm.dtype)
+        flat_rows = win.sw == 1
+        row = win.sh * wp if flat_rows else win.ow  # columns per output row in W^T G
+        per_image = win.oh * row
+        images = n if backend.is_cupy_array(gm) else COL_BLOCK // (wt.shape[0] * per_image)
+        images = max(1, min(images, n))
+        g4 = gm.reshape(o, n, win.oh, win.ow)
+        if flat_rows:
+            wide = xp.zeros((o, images, win.oh, row), dtype=gm.dtype)
+            length = (win.oh - 1) * row + win.ow
+        for start in range(0, n, images):
+            stop = min(start + images, n)
+            if flat_rows:
+                block = wide[:, :stop - start]
+                block[..., :win.ow] = g4[:, start:stop]
+                gcols = (wt @ block.reshape(o, -1)).reshape(c, win.kh, win.kw, stop - start, -1)
+                planes = gxc[:, start:stop].reshape(c, stop - start, hp * wp)
+                for i, j, _ in win.offsets():
+                    view = planes[..., i * wp + j:i * wp + j + length]
+                    xp.add(view, gcols[:, i, j, :, :length], out=view)
+                continue
+            gcols = (wt @ g4[:, start:stop].reshape(o, -1)).reshape(
+                c, win.kh, win.kw, stop - start, win.oh, win.ow)
+            part = gxc[:, start:stop]
+            for i, j, index in win.offsets():
+                view = part[index]  # in place into the view: x[idx] += y would also
+                xp.add(view, gcols[:, i, j], out=view)  # write the view back (a launch)
+        return gxc
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
@@ -205,6 +243,17 @@ def _pool_window(x, kernel_size, stride, padding, name) -> _Window:
     return _Window.of(x.shape[2], x.shape[3], kernel, stride, padding, name)
 
 
+def _in_layout_of(like, a):
+    """`a` with the memory layout (axis order) of `like`, copied once if it differs: a
+    gradient arriving batch-major (from a Flatten) meets channel-major activations, and every
+    elementwise pass over arrays of different layouts walks one of them with large strides."""
+    if a.strides == like.strides:
+        return a
+    out = xp_of(like).empty_like(like)
+    out[...] = a
+    return out
+
+
 def _pool_grad_buffer(xp, padded, win: _Window):
     """Zeros shaped like the padded input, or an uninitialised array when the windows tile it
     exactly (every element then gets written once)."""
@@ -240,6 +289,7 @@ class MaxPooling2D(Function):
         xpad, out = self.saved
         xp = xp_of(g)
         win = self.win
+        g = _in_layout_of(out, g)
         overlap = win.sh < win.kh or win.sw < win.kw
         gx = _pool_grad_buffer(xp, xpad, win)
         free = xp.ones_like(out, dtype=bool)  # windows whose maximum is not yet claimed

@@ -82,7 +82,11 @@ class Linear(Function):
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gx = (g2 @ w.T).reshape(self.x_shape) if need_x else None
-        gw = x2.T @ g2 if need_w else None
+        gw = None
+        if need_w:  # in the weight's own layout: a transposed view (Linear's (out, in)
+            # weight) gets the transpose of a C-ordered product, so no copy follows
+            transposed = w.flags.f_contiguous and not w.flags.c_contiguous
+            gw = (g2.T @ x2).T if transposed else x2.T @ g2
         # column sums as a matrix-vector product with ones: faster than g2.sum(axis=0)
         gb = xp.ones(g2.shape[0], dtype=g2.dtype) @ g2 if need_b else None
         return gx, gw, gb

@@ -3,15 +3,19 @@
 Every update follows torch's single-tensor code path operation by operation: the first moment
 is torch's lerp_ (m + (1 - beta1) * (g - m)), addcmul_ is v + ((1 - beta2) * g) * g, addcdiv_
 is p + (value * m) / denom. Float64 runs therefore agree with torch to the last bit or two
-(torch's vectorised CPU kernels fuse some multiply-adds, NumPy cannot). The hot path (Adam on
-float32) works in place with two scratch arrays per step; Python-float coefficients keep
-float32 arrays float32 (NEP 50).
+(torch's vectorised CPU kernels fuse some multiply-adds, NumPy cannot). One exception, in
+Adam's denominator: torch's sqrt(v) / c + eps (c = sqrt(1 - beta2^t)) is computed as
+sqrt(v) + eps * c with the step size times c, the same step with a pass fewer (a division per
+element saved), again within a rounding. The hot path (Adam on float32) works in place with
+two scratch arrays per step; Python-float coefficients keep float32 arrays float32 (NEP 50).
 
-On the GPU each of those in-place operations is a kernel launch, thirteen per parameter and
-step, and launches dominate for all but huge tensors. Adam, AMSGrad and AdamW therefore run the same
-operations, in the same order and precision, as one CuPy ElementwiseKernel per parameter
-(`KERNELS`, built by minidl.backend; see the `fused` argument). Scalars (bias corrections,
-step size) are computed on the host in Python floats and passed by value.
+Adam, AMSGrad and AdamW are elementwise, so each parameter group is updated at once as flat
+buffers (`multi_tensor`, minidl/optim/flat.py), bit-identical to the per-parameter loop. On the
+GPU each in-place operation is a kernel launch, and launches dominate for all but huge tensors;
+there the same operations, in the same order and precision, run as one CuPy ElementwiseKernel
+(`KERNELS`, built by minidl.backend; see the `fused` argument) over the group's flat buffers:
+one launch per group and step. Scalars (bias corrections, step size) are computed on the host
+in Python floats and passed by value.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from minidl.optim.optimizer import Optimizer, check_fused, check_flag, check_ran
 
 # _adam_step for one element, operation for operation. `keep` is AdamW's decoupled decay
 # factor 1 - lr * weight_decay (Adam passes 1, and p * 1 == p exactly).
-_ADAM_IN = ("T grad, T keep, T one_minus_beta1, T beta2, T one_minus_beta2, "
-            "T sqrt_bias_correction2, T eps, T neg_step_size")
+_ADAM_IN = ("T grad, T keep, T one_minus_beta1, T beta2, T one_minus_beta2, T scaled_eps, "
+            "T neg_step_size")
 _ADAM_MOMENTS = """
 param *= keep;
 T d = grad - exp_avg;             // m <- m + (1 - beta1)(g - m), as torch's lerp_
@@ -39,7 +43,7 @@ if (!(max_exp_avg_sq > exp_avg_sq || max_exp_avg_sq != max_exp_avg_sq)) {
 }
 """
 _ADAM_STEP = """
-T denom = sqrt({v}) / sqrt_bias_correction2 + eps;
+T denom = sqrt({v}) + scaled_eps;       // sqrt(1 - beta2^t) times torch's denominator
 param += exp_avg * neg_step_size / denom;
 """
 KERNELS = {
@@ -66,23 +70,28 @@ def _adam_step(p, grad, state: dict, group: dict, tmp, denom) -> None:
         if v_max is None:  # amsgrad switched on after the first step
             v_max = state["max_exp_avg_sq"] = v.copy()
         v = xp.maximum(v_max, v, out=v_max)
-    step_size = float(group["lr"]) / (1 - beta1 ** step)
+    scaled_eps, neg_step_size = _step_scalars(group, step)
     xp.sqrt(v, out=denom)
-    denom /= (1 - beta2 ** step) ** 0.5
-    denom += float(group["eps"])
-    xp.multiply(state["exp_avg"], -step_size, out=tmp)
+    denom += scaled_eps
+    xp.multiply(state["exp_avg"], neg_step_size, out=tmp)
     tmp /= denom
     p.data += tmp
+
+
+def _step_scalars(group: dict, step: int) -> tuple:
+    """(eps * c, -lr / (1 - beta1^t) * c) with c = sqrt(1 - beta2^t): torch divides sqrt(v)
+    by c and adds eps; multiplying numerator and denominator by c gives the same step with one
+    pass fewer over the parameters (a division by c per element), within a rounding."""
+    beta1, beta2 = (float(b) for b in group["betas"])
+    c = (1 - beta2 ** step) ** 0.5
+    return float(group["eps"]) * c, -float(group["lr"]) / (1 - beta1 ** step) * c
 
 
 def _adam_step_fused(opt: Optimizer, p, grad, state: dict, group: dict, keep: float) -> None:
     """p *= keep, then _adam_step, as one GPU kernel from KERNELS (no device-to-host read)."""
     beta1, beta2 = (float(b) for b in group["betas"])
     state["step"] += 1
-    step = state["step"]
-    step_size = float(group["lr"]) / (1 - beta1 ** step)
-    scalars = (keep, 1 - beta1, beta2, 1 - beta2, (1 - beta2 ** step) ** 0.5,
-               float(group["eps"]), -step_size)
+    scalars = (keep, 1 - beta1, beta2, 1 - beta2, *_step_scalars(group, state["step"]))
     outs = (p.data, state["exp_avg"], state["exp_avg_sq"])
     if group["amsgrad"]:
         if "max_exp_avg_sq" not in state:  # switched on late: max(0, v) = v, as the xp copy
@@ -117,14 +126,17 @@ class Adam(Optimizer):
         eps: added to the root for stability (default 1e-8).
         weight_decay: coupled L2 penalty added to the gradient (default 0).
         amsgrad: use the running maximum of v (default False).
-        fused: None (default) updates each GPU parameter with one fused kernel and CPU ones
-            with NumPy; True insists (ValueError for a CPU parameter); False never fuses. On
-            the GPU every in-place operation is a kernel launch: one kernel replaces a
-            dozen, with the same operations and rounding (the xp path to float32 tolerance).
+        fused: None (default) updates GPU parameters with one fused kernel (per group, over
+            its flat buffers) and CPU ones with NumPy; True insists (ValueError for a CPU
+            parameter); False never fuses. On the GPU every in-place operation is a kernel
+            launch: one kernel replaces a dozen, with the same operations and rounding (the
+            xp path to float32 tolerance).
 
     State per parameter: step (t), exp_avg (m), exp_avg_sq (v), max_exp_avg_sq (vmax, only
     with amsgrad).
     """
+
+    multi_tensor = True  # elementwise: a group updates as one flat buffer (optim/flat.py)
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, fused: bool | None = None):
@@ -167,7 +179,7 @@ class AMSGrad(Adam):
         betas: (beta1, beta2), each in [0, 1) (default (0.9, 0.999)).
         eps: added to the root, outside it (default 1e-8).
         weight_decay: coupled L2 penalty added to the gradient (default 0).
-        fused: one GPU kernel per parameter, as Adam (default None: on for GPU parameters).
+        fused: one GPU kernel per group, as Adam (default None: on for GPU parameters).
 
     State per parameter: step, exp_avg (m), exp_avg_sq (v), max_exp_avg_sq (vmax).
     """
@@ -194,7 +206,7 @@ class AdamW(Adam):
         eps: added to the root, outside it (default 1e-8).
         weight_decay: decoupled decay factor lambda (default 1e-2).
         amsgrad: use the running maximum of v, as Adam (default False).
-        fused: one GPU kernel per parameter, the decay included, as Adam (default None: on
+        fused: one GPU kernel per group, the decay included, as Adam (default None: on
             for GPU parameters).
 
     State per parameter: as Adam.

@@ -306,7 +306,9 @@ class Adas(Optimizer):
         grad_W(x - mu) = grad_W(x) - outer(mu, grad_b) (see minidl.optim.input_offsets)."""
         for _, w, b, stats in self._offsets:
             if w is p and b.grad is not None:
-                return centred_weight_grad(w.input_axes, p.grad, b.grad, stats.center())
+                # into a work array of its own: `update` reads it, never keeps it
+                return centred_weight_grad(w.input_axes, p.grad, b.grad, stats.center(),
+                                           out=self.scratch(p.data, ("centred", id(p))))
         return p.grad
 
     def update_group(self, group: dict, params: list, grads: list, states: list) -> None:

@@ -149,9 +149,12 @@ def fold_batch_hook(stats: InputStats, weight):
     return hook
 
 
-def centred_weight_grad(input_axes: tuple, grad_w, grad_b, center):
+def centred_weight_grad(input_axes: tuple, grad_w, grad_b, center, out=None):
     """grad_W(x - mu) = grad_W(x) - outer(mu, grad_b), laid out along the weight's axes
-    (`input_axes`: those of the weight that index its inputs)."""
+    (`input_axes`: those of the weight that index its inputs). `out`: an optional array
+    shaped like grad_w to write it to (no temporaries)."""
+    xp = backend.xp_of(grad_w)
     in_shape = tuple(n if a in input_axes else 1 for a, n in enumerate(grad_w.shape))
     out_shape = tuple(1 if a in input_axes else n for a, n in enumerate(grad_w.shape))
-    return grad_w - center.reshape(in_shape) * grad_b.reshape(out_shape)
+    out = xp.multiply(center.reshape(in_shape), grad_b.reshape(out_shape), out=out)
+    return xp.subtract(grad_w, out, out=out)

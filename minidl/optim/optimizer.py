@@ -20,8 +20,10 @@ the group that has a gradient. Subclasses never override `step`:
   `update` (the xp path);
 * an algorithm that couples its parameters (ADAS's per-layer step sizes, Adai's global mean)
   overrides `update_group` instead;
-* a multi-tensor implementation (one flat buffer per group and state key) overrides
-  `update_group` too, and a fused kernel for it is declared the same way, by the class.
+* an elementwise algorithm sets `multi_tensor = True`: the default `update_group` then lays
+  the group out in flat buffers (minidl.optim.flat: every p.data and state array becomes a
+  view of one contiguous buffer per quantity) and runs the same `update` (or `fused_update`,
+  one GPU launch) once over the buffers, bit-identical to the per-parameter loop.
 
 `grad` never aliases `p.grad` when it was changed (decay, `gradient` corrections): `p.grad`
 itself is never modified, it may be shared with other arrays.
@@ -46,6 +48,7 @@ import numpy as np
 from minidl import backend
 from minidl.autograd import Tensor, enable_grad, no_grad
 from minidl.nn.module import Module
+from minidl.optim.flat import FlatGroup, FlatParameter
 
 # generic hyperparameter ranges, checked for every group that has the key
 _RANGES = {
@@ -91,10 +94,13 @@ class Optimizer:
     fused: bool | None = False  # None or True where a subclass has GPU kernels (see use_fused)
     # a method (p, grad, state, group) doing `update` as GPU kernels; None: no kernel
     fused_update = None
+    # True where `update` is elementwise with scalars shared by the group (see flat.py)
+    multi_tensor = False
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
         self._scratch: dict = {}
+        self._flat: dict = {}  # id(group) -> FlatGroup (a layout cache, rebuilt when stale)
         self.state: dict = {}
         self.param_groups: list[dict] = []
         if isinstance(params, Module):  # one group; add_param_group sees the Module itself
@@ -177,13 +183,30 @@ class Optimizer:
 
     def update_group(self, group: dict, params: list, grads: list, states: list) -> None:
         """Update every parameter of `group` that has a gradient (params, their gradients with
-        any coupled decay, their states: three parallel lists). Default: one parameter at a
-        time, through the class's GPU kernel (`fused_update`) where `use_fused` allows it."""
+        any coupled decay, their states: three parallel lists). Default: the whole group at
+        once over flat buffers where the class is `multi_tensor` and the group can be laid out
+        flat (see FlatGroup.of), else one parameter at a time; each through the class's GPU
+        kernel (`fused_update`) where `use_fused` allows it."""
+        flat = self._flat_group(group, params, grads, states) if self.multi_tensor else None
+        if flat is not None:
+            buffers = [buf for buf, _ in flat.buffers.values()]
+            fused = (self.fused_update is not None
+                     and self.use_fused(FlatParameter(flat.data), flat.grad, *buffers))
+            flat.step(self.fused_update if fused else self.update, group, grads)
+            return
         for p, grad, state in zip(params, grads, states):
             if self.fused_update is not None and self.use_fused(p, grad, *_arrays(state)):
                 self.fused_update(p, grad, state, group)
             else:
                 self.update(p, grad, state, group)
+
+    def _flat_group(self, group: dict, params: list, grads: list, states: list):
+        """The group's FlatGroup, rebuilt when parameters or states were rebound; None where
+        the group cannot be laid out flat this step."""
+        flat = self._flat.get(id(group))
+        if flat is None or not flat.fits(params, states):
+            flat = self._flat[id(group)] = FlatGroup.of(params, grads, states)
+        return flat
 
     def gradient(self, p, group: dict):
         """The gradient this step uses for `p`, before weight decay: p.grad. A subclass may

@@ -61,13 +61,14 @@ class SGD(Optimizer):
     def init_state(self, p, group: dict) -> dict:
         return {}  # momentum_buffer starts as a copy of the first gradient (b_1 = g_1)
 
+    multi_tensor = True  # elementwise: a group updates as one flat buffer (optim/flat.py)
+
+    def gradient(self, p, group: dict):
+        """-p.grad when maximizing: torch negates the raw gradient, then adds the decay."""
+        return -p.grad if group["maximize"] else p.grad
+
     def update(self, p, grad, state: dict, group: dict) -> None:
         lr, momentum = float(group["lr"]), float(group["momentum"])
-        if group["maximize"]:
-            # torch negates the raw gradient and then adds the decay: -g + wd * p. `grad` came
-            # from the base as g + wd * p, so rebuild it (wd * p - g is bitwise -g + wd * p).
-            wd = float(group["weight_decay"])
-            grad = wd * p.data - p.grad if wd else -p.grad
         if momentum == 0:
             p.data -= lr * grad
             return
