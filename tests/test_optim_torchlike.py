@@ -571,3 +571,26 @@ def _arrays(value):
     if isinstance(value, (list, tuple)):
         return [a for v in value for a in _arrays(v)]
     return [value] if hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0 else []
+
+
+def test_adam_rounds_as_torchs_single_tensor_path_bit_for_bit():
+    """Adam's operation order is torch's (lerp_, addcmul_, sqrt(v) / sqrt(bc2) + eps,
+    addcdiv_ with -lr / bc1): written out here in NumPy, float64 agrees to the last bit, so a
+    reordering that is equal only "within a rounding" (e.g. folding sqrt(bc2) into eps) fails."""
+    import minidl as md
+    from minidl import optim
+
+    rng = np.random.default_rng(4)
+    w0 = rng.standard_normal((5, 3))
+    grads = [rng.standard_normal((5, 3)) for _ in range(6)]
+    p = md.tensor(w0.copy(), requires_grad=True)
+    opt = optim.Adam([p], lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+    w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    for t, g in enumerate(grads, start=1):
+        p.grad = g.copy()
+        opt.step()
+        m = m + (1 - 0.9) * (g - m)
+        v = v * 0.999 + ((1 - 0.999) * g) * g
+        denom = np.sqrt(v) / (1 - 0.999 ** t) ** 0.5 + 1e-8
+        w = w + (m * -(0.01 / (1 - 0.9 ** t))) / denom
+        np.testing.assert_array_equal(p.data, w)

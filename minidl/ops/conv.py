@@ -15,7 +15,7 @@ import operator
 from typing import NamedTuple
 
 from minidl.autograd import Function, Tensor
-from minidl.backend import xp_of
+from minidl.backend import is_cupy_array, xp_of
 
 
 def as_pair(value, name: str, minimum: int = 0) -> tuple[int, int]:
@@ -175,7 +175,7 @@ class Convolution2D(Function):
         flat_rows = win.sw == 1
         row = win.sh * wp if flat_rows else win.ow  # columns per output row in W^T G
         per_image = win.oh * row
-        images = n if backend.is_cupy_array(gm) else COL_BLOCK // (wt.shape[0] * per_image)
+        images = n if is_cupy_array(gm) else COL_BLOCK // (wt.shape[0] * per_image)
         images = max(1, min(images, n))
         g4 = gm.reshape(o, n, win.oh, win.ow)
         if flat_rows:

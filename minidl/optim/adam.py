@@ -3,10 +3,9 @@
 Every update follows torch's single-tensor code path operation by operation: the first moment
 is torch's lerp_ (m + (1 - beta1) * (g - m)), addcmul_ is v + ((1 - beta2) * g) * g, addcdiv_
 is p + (value * m) / denom. Float64 runs therefore agree with torch to the last bit or two
-(torch's vectorised CPU kernels fuse some multiply-adds, NumPy cannot). One exception, in
-Adam's denominator: torch's sqrt(v) / c + eps (c = sqrt(1 - beta2^t)) is computed as
-sqrt(v) + eps * c with the step size times c, the same step with a pass fewer (a division per
-element saved), again within a rounding. The hot path (Adam on float32) works in place with
+(torch's vectorised CPU kernels fuse some multiply-adds, NumPy cannot). The denominator is
+torch's sqrt(v) / c + eps (c = sqrt(1 - beta2^t)) in that order: folding c into eps and the
+step size would save a pass but round differently from torch. The hot path (Adam on float32) works in place with
 two scratch arrays per step; Python-float coefficients keep float32 arrays float32 (NEP 50).
 
 Adam, AMSGrad and AdamW are elementwise, so each parameter group is updated at once as flat
@@ -25,8 +24,8 @@ from minidl.optim.optimizer import Optimizer, check_fused, check_flag, check_ran
 
 # _adam_step for one element, operation for operation. `keep` is AdamW's decoupled decay
 # factor 1 - lr * weight_decay (Adam passes 1, and p * 1 == p exactly).
-_ADAM_IN = ("T grad, T keep, T one_minus_beta1, T beta2, T one_minus_beta2, T scaled_eps, "
-            "T neg_step_size")
+_ADAM_IN = ("T grad, T keep, T one_minus_beta1, T beta2, T one_minus_beta2, "
+            "T sqrt_bias_correction2, T eps, T neg_step_size")
 _ADAM_MOMENTS = """
 param *= keep;
 T d = grad - exp_avg;             // m <- m + (1 - beta1)(g - m), as torch's lerp_
@@ -43,7 +42,7 @@ if (!(max_exp_avg_sq > exp_avg_sq || max_exp_avg_sq != max_exp_avg_sq)) {
 }
 """
 _ADAM_STEP = """
-T denom = sqrt({v}) + scaled_eps;       // sqrt(1 - beta2^t) times torch's denominator
+T denom = sqrt({v}) / sqrt_bias_correction2 + eps;
 param += exp_avg * neg_step_size / denom;
 """
 KERNELS = {
@@ -70,21 +69,20 @@ def _adam_step(p, grad, state: dict, group: dict, tmp, denom) -> None:
         if v_max is None:  # amsgrad switched on after the first step
             v_max = state["max_exp_avg_sq"] = v.copy()
         v = xp.maximum(v_max, v, out=v_max)
-    scaled_eps, neg_step_size = _step_scalars(group, step)
+    sqrt_bc2, eps, neg_step_size = _step_scalars(group, step)
     xp.sqrt(v, out=denom)
-    denom += scaled_eps
+    denom /= sqrt_bc2
+    denom += eps
     xp.multiply(state["exp_avg"], neg_step_size, out=tmp)
     tmp /= denom
     p.data += tmp
 
 
 def _step_scalars(group: dict, step: int) -> tuple:
-    """(eps * c, -lr / (1 - beta1^t) * c) with c = sqrt(1 - beta2^t): torch divides sqrt(v)
-    by c and adds eps; multiplying numerator and denominator by c gives the same step with one
-    pass fewer over the parameters (a division by c per element), within a rounding."""
+    """(sqrt(1 - beta2^t), eps, -lr / (1 - beta1^t)): the host scalars of step t, as torch."""
     beta1, beta2 = (float(b) for b in group["betas"])
-    c = (1 - beta2 ** step) ** 0.5
-    return float(group["eps"]) * c, -float(group["lr"]) / (1 - beta1 ** step) * c
+    return ((1 - beta2 ** step) ** 0.5, float(group["eps"]),
+            -float(group["lr"]) / (1 - beta1 ** step))
 
 
 def _adam_step_fused(opt: Optimizer, p, grad, state: dict, group: dict, keep: float) -> None:
