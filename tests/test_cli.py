@@ -231,11 +231,12 @@ def test_ctrl_c_saves_and_exits_130(tmp_path):
 
 def test_library_errors_in_the_cli_are_one_line(tmp_path, monkeypatch, capsys):
     from minidl.__main__ import main
-    from minidl.data import idx
+    from minidl.data import clear_cache, idx
 
     def denied(path):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
     monkeypatch.setattr(idx, "_read_checked", denied)
+    clear_cache()  # files another test loaded are served from memory without being read
     assert main(["train", *SMALL]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: [Errno 13] Permission denied") and err.count("\n") == 1
