@@ -8,8 +8,8 @@ and whatever the caller adds, such as the CLI's model and dataset names). Resumi
 identity of the objects given now with the stored one and refuses every difference it cannot
 honour, naming each; a hyperparameter may be changed on purpose (`allow_changes`).
 
-All files a run writes get the same permissions (those of a new file under the umask, as the
-checkpoint's temporary file gets them), and temporary files an interrupted run left behind are
+All files a run writes go through serialize.atomic_write, so they get the same permissions
+(those of any new file under the umask), and temporary files an interrupted run left behind are
 removed by the next run in that folder.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from minidl import backend, serialize
@@ -118,8 +117,9 @@ def prepare_folder(out, resume: bool, overwrite: bool) -> Path | None:
     if resume and overwrite:
         raise ValueError("resume and overwrite contradict each other: choose one")
     if out.is_dir():
-        for orphan in [*out.glob(f".{CHECKPOINT}.*.tmp"), *out.glob(".history.*.tmp-*")]:
-            orphan.unlink(missing_ok=True)
+        for name in (*OUTPUTS, "config.json"):
+            for orphan in serialize.temporary_files(out, name):
+                orphan.unlink(missing_ok=True)
         existing = [name for name in OUTPUTS if (out / name).exists()]
         if existing and overwrite:
             for name in existing:
@@ -140,7 +140,6 @@ def save(path, model, optimizer, scheduler, loader, history, batch: int, online,
         "loader": loader.state_dict(), "rng": backend.rng_state(),
         "history": history, "batch": batch, "online": list(online), "identity": ident,
     }, path)
-    _match_permissions(path)
 
 
 def read(path) -> dict:
@@ -202,21 +201,5 @@ def write_json(path, value) -> None:
 
 
 def write_text(path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path` (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _match_permissions(path)
-
-
-def _match_permissions(path) -> None:
-    """Give `path` the permissions of a new file under the umask (mkstemp makes 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    """Write `text` to `path` atomically (serialize.atomic_write)."""
+    serialize.atomic_write(path, lambda f: f.write(text.encode()))

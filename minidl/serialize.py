@@ -60,24 +60,40 @@ def _decode(obj, arrays):
 
 def save(obj, path) -> Path:
     """Write `obj` to `path` (.npz) atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays: list = []
     tree = json.dumps(_encode(obj, arrays))
     payload = {f"a{i}": a for i, a in enumerate(arrays)}
     payload[_TREE] = np.frombuffer(tree.encode(), dtype=np.uint8)
+    return atomic_write(path, lambda f: np.savez(f, **payload))
+
+
+def atomic_write(path, write) -> Path:
+    """Call write(f) on a new binary file `.NAME.XXXX.tmp` beside `path`, flush it to disk,
+    then rename it over `path`: a reader (or a run killed meanwhile) sees the old file or the
+    new one, never half of either. The file gets the permissions of any new file under the
+    umask (the temporary file is made 0600). Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def temporary_files(folder, name: str) -> list:
+    """The temporary files atomic_write left in `folder` for target `name` (a killed run's)."""
+    return list(Path(folder).glob(f".{name}.*.tmp"))
 
 
 def _check_members(archive: zipfile.ZipFile) -> None:

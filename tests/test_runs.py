@@ -100,7 +100,8 @@ def test_run_folder_problems_are_found_before_any_work(tmp_path):
 
 def test_orphan_temporary_files_are_removed_by_the_next_run(tmp_path):
     _fit(tmp_path)
-    orphans = [tmp_path / f".{CHECKPOINT}.abc123.tmp", tmp_path / ".history.csv.tmp-4242"]
+    orphans = [tmp_path / f".{CHECKPOINT}.abc123.tmp", tmp_path / ".history.csv.k3j9.tmp",
+               tmp_path / ".config.json.x7q2.tmp"]
     for o in orphans:
         o.write_bytes(b"half written")
     _fit(tmp_path, 2, resume=True)
