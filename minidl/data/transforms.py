@@ -10,6 +10,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.autograd import Tensor
+from minidl.data.mnist import scale
 
 
 class Compose:
@@ -32,10 +33,9 @@ class ToTensor:
         a = image.data if isinstance(image, Tensor) else np.asarray(image)
         a = a[:, :, None] if a.ndim == 2 else a
         a = a.transpose(2, 0, 1)
-        dtype = backend.get_default_dtype()
         if a.dtype == np.uint8:
-            return Tensor(a.astype(dtype) / dtype.type(255))
-        return Tensor(a.astype(dtype))
+            return Tensor(scale(a))
+        return Tensor(a.astype(backend.get_default_dtype()))
 
 
 class Normalize:
