@@ -157,11 +157,8 @@ def main(argv=None) -> int:
         rows = json.loads((Path(args.out) / "adas_mnist.json").read_text())
         plot(rows, args.subset or 60000, Path(args.out) / "adas_mnist.png")
         return 0
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    except ImportError:
-        pass
+    if args.threads:
+        md.set_num_threads(args.threads)
 
     (x_train, y_train), (x_test, y_test) = load_mnist()
     x_train, x_test = flatten(scale(x_train)), flatten(scale(x_test))

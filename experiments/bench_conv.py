@@ -13,10 +13,8 @@ and the largest difference between the two implementations' gradients.
     python experiments/bench_conv.py [--threads N] [--rounds R] [--steps S] [--out DIR]
 
 The figures are also written to DIR/bench_conv.json and .csv (default results/bench_conv).
---threads N (default 1; 0 for the library's default) limits the BLAS threads (threadpoolctl
-when installed; otherwise the script sets
-OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS and restarts itself, since BLAS reads
-them only when it loads). Images come from minidl.data's MNIST (found as `python -m
+--threads N (default 1; 0 for the library's default) limits the BLAS threads
+(minidl.set_num_threads). Images come from minidl.data's MNIST (found as `python -m
 minidl` finds it: $MINIDL_DATA/mnist, then the repository's datasets/mnist, then the cache).
 """
 
@@ -25,9 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -41,23 +37,14 @@ from minidl.nn.module import Parameter
 
 
 BATCH = 128
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def limit_threads(n: int | None) -> str:
-    """Limit BLAS to n threads; returns a line saying how."""
+    """Limit BLAS to n threads (0 or None: the library's default); returns a line saying how."""
     if not n:
-        return "BLAS threads: library default (" + ", ".join(
-            f"{v}={os.environ.get(v, 'unset')}" for v in THREAD_VARS) + ")"
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        if any(os.environ.get(v) != str(n) for v in THREAD_VARS):
-            os.environ.update({v: str(n) for v in THREAD_VARS})
-            os.execv(sys.executable, [sys.executable, *sys.argv])  # BLAS reads them at load
-        return f"BLAS threads: {n} (threadpoolctl not installed; set {', '.join(THREAD_VARS)})"
-    threadpool_limits(n, user_api="blas")
-    return f"BLAS threads: {n} (threadpoolctl)"
+        return f"BLAS threads: library default ({minidl.get_num_threads()})"
+    minidl.set_num_threads(n)
+    return f"BLAS threads: {n}"
 
 
 def load_mnist(batches: int) -> tuple[np.ndarray, np.ndarray]:

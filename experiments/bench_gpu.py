@@ -142,11 +142,8 @@ def main(argv=None) -> int:
                     help="optimizer steps per timing run (fused vs unfused, GPU only)")
     ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    except ImportError:
-        print("note: threadpoolctl is not installed; BLAS uses its default thread count")
+    if args.threads:
+        md.set_num_threads(args.threads)
 
     (x, y), _ = load_mnist()
     x, img = flatten(scale(x)), scale(load_mnist()[0][0])

@@ -97,12 +97,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-steps", type=int, default=10**9, help="cut the epoch short")
     ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-        threads = str(args.threads)
-    except ImportError:
-        threads = "default (threadpoolctl not installed)"
+    if args.threads:
+        md.set_num_threads(args.threads)
+    threads = str(args.threads or "default")
 
     (x, y), _ = load_mnist()
     x = flatten(scale(x))

@@ -188,8 +188,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-steps", type=int, default=10**9, help="cut MLP epochs short")
     ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
-    from threadpoolctl import threadpool_info, threadpool_limits
-    threadpool_limits(args.threads)
+    from threadpoolctl import threadpool_info  # a dependency of minidl
+
+    md.set_num_threads(args.threads)
     kernels = sorted({f"{i['internal_api']} {i.get('architecture', '?')}"
                       for i in threadpool_info()})
     if torch is not None:

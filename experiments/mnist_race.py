@@ -238,12 +238,8 @@ def main(argv=None) -> int:
         ap.error(f"unknown optimizers {unknown}; valid: {', '.join(OPTIMIZERS)}")
     if args.epochs < 1 or args.batch_size < 1 or args.subset < 0:
         ap.error("--epochs and --batch-size must be positive, --subset >= 0")
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    except ImportError:
-        print("note: threadpoolctl is not installed; set OPENBLAS_NUM_THREADS=1 for stable "
-              "timings")
+    if args.threads:
+        md.set_num_threads(args.threads)
     try:
         (x, y), (x_test, y_test) = load_mnist()
     except DatasetNotFoundError as e:

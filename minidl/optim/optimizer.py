@@ -41,7 +41,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
