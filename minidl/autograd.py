@@ -157,6 +157,23 @@ def _free(fn: Function, hollow: dict) -> None:
     fn.inputs, fn.freed = inputs, True
 
 
+_ZEROS: dict = {}  # (array type, dtype, shape) -> a read-only zero-strided view of one zero
+
+
+def _empty_like(data):
+    """A value-free array with data's shape, dtype and device: a zero-strided view of a single
+    zero. Training repeats the same shapes every step, so the broadcast views are made once
+    and each stand-in is a fresh view of the cached one (a distinct object per input)."""
+    key = (type(data), data.dtype, data.shape)
+    view = _ZEROS.get(key)
+    if view is None:
+        if len(_ZEROS) > 1024:  # shapes that keep changing: start over rather than grow
+            _ZEROS.clear()
+        xp = xp_of(data)
+        view = _ZEROS[key] = xp.broadcast_to(xp.zeros((), dtype=data.dtype), data.shape)
+    return view.view()
+
+
 def _hollow(x, memo: dict):
     """x's value-free stand-in (one per object: a tensor used twice stays one node)."""
     if isinstance(x, Tensor):
@@ -171,9 +188,7 @@ def _hollow(x, memo: dict):
     # (a weak reference would do, but CuPy-like arrays need not support one)
     held, stand_in = memo.get(id(x), (None, None))
     if held is not x:
-        xp = xp_of(data)
-        zero = memo.setdefault((xp.__name__, data.dtype), xp.zeros((), dtype=data.dtype))
-        stand_in = xp.broadcast_to(zero, data.shape)
+        stand_in = _empty_like(data)
         if isinstance(x, Tensor):
             stand_in = Tensor._make(stand_in, x._requires_grad, x._ctx)
         memo[id(x)] = (x, stand_in)
