@@ -226,10 +226,8 @@ def draw(tensor: Tensor, path=None, names: dict | None = None, digits: int = 4):
     if any(t._ctx is not None and getattr(t._ctx, "freed", False) for t in nodes):
         raise RuntimeError("draw: backward() already freed this graph's values; call "
                            "backward(retain_graph=True), or draw before backward")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # a Figure of its own, outside pyplot: drawing changes no backend and opens no window
+    from matplotlib.figure import Figure
 
     labels = _label_nodes(nodes, names)
     col = _columns(nodes)
@@ -237,7 +235,8 @@ def draw(tensor: Tensor, path=None, names: dict | None = None, digits: int = 4):
     width, height = 2.6, 1.0                     # one column, one row, in inches
     n_cols = max(col.values()) + 1
     n_rows = max(row.values()) - min(row.values()) + 1
-    fig, ax = plt.subplots(figsize=(1.2 + width * n_cols, 0.6 + height * n_rows))
+    fig = Figure(figsize=(1.2 + width * n_cols, 0.6 + height * n_rows))
+    ax = fig.subplots()
     ax.set_axis_off()
     pos = {id(t): (col[id(t)] * 2.0, -row[id(t)]) for t in nodes}
     box = dict(boxstyle="round,pad=0.35", lw=1)
@@ -274,5 +273,4 @@ def draw(tensor: Tensor, path=None, names: dict | None = None, digits: int = 4):
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
     if path is not None:
         fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
     return fig
