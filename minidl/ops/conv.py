@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from minidl.autograd import Function, Tensor
 from minidl.backend import is_cupy_array, xp_of
+from minidl.ops.elementwise import ones_vector
 
 
 def as_pair(value, name: str, minimum: int = 0) -> tuple[int, int]:
@@ -38,21 +39,6 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
 
 
 COL_BLOCK = 1 << 18  # column-gradient values per block of col2im on the CPU (1 MiB in float32)
-
-_ONES: dict = {}  # (array module, length, dtype) -> read-only use vector of ones
-
-
-def _ones(xp, n: int, dtype):
-    """A vector of n ones on xp's device, built once per (module, n, dtype) and reused by every
-    column sum (a fresh one would cost an allocation and a fill launch per backward)."""
-    key = (xp.__name__, n, str(dtype))
-    ones = _ONES.get(key)
-    if ones is None:
-        if len(_ONES) >= 32:  # batch shapes vary little; bound the cache anyway
-            _ONES.clear()
-        ones = _ONES[key] = xp.ones(n, dtype=dtype)
-    return ones
-
 
 class _Window(NamedTuple):
     """Kernel (kh, kw), stride (sh, sw), padding (ph, pw) and output size (oh, ow)."""
@@ -148,7 +134,7 @@ class Convolution2D(Function):
         win = self.win
         need_x, need_w, need_b = self.needs_input_grad
         gm = g.transpose(1, 0, 2, 3).reshape(wm.shape[0], -1)  # (O, N*OH*OW): free when g is
-        gb = gm @ _ones(xp, gm.shape[1], gm.dtype) if need_b else None  # channel-major,
+        gb = gm @ ones_vector(xp, gm.shape[1], gm.dtype) if need_b else None  # channel-major,
         gw = None                                                          # as ours are
         if need_w:
             gw = (gm @ cols.T).reshape(wm.shape[0], -1, win.kh, win.kw)

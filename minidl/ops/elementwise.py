@@ -15,6 +15,23 @@ from minidl import backend
 from minidl.backend import xp_of
 
 
+_ONES: dict = {}  # (array module, length, dtype) -> read-only use vector of ones
+
+
+def ones_vector(xp, n: int, dtype):
+    """A vector of n ones on xp's device, built once per (module, n, dtype) and shared by
+    every column sum written as a matrix-vector product (ones @ g: one BLAS call, far faster
+    than g.sum(axis=0) on a tall matrix); a fresh vector would cost an allocation and, on the
+    GPU, a fill launch per backward. Read it, never write to it."""
+    key = (xp.__name__, n, str(dtype))
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) >= 64:  # batch shapes vary little; bound the cache anyway
+            _ONES.clear()
+        ones = _ONES[key] = xp.ones(n, dtype=dtype)
+    return ones
+
+
 def unbroadcast(grad, shape: tuple):
     """Sum `grad` over the axes that broadcasting added or stretched, giving it `shape`.
 
@@ -29,8 +46,7 @@ def unbroadcast(grad, shape: tuple):
     )
     if axes == (0,) and grad.ndim == 2:
         # column sums of a tall matrix: a matrix-vector product is far faster than sum()
-        xp = xp_of(grad)
-        return (xp.ones(grad.shape[0], dtype=grad.dtype) @ grad).reshape(shape)
+        return (ones_vector(xp_of(grad), grad.shape[0], grad.dtype) @ grad).reshape(shape)
     return grad.sum(axis=axes).reshape(shape)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from minidl.autograd import Function, Tensor
 from minidl.backend import xp_of
-from minidl.ops.elementwise import unbroadcast
+from minidl.ops.elementwise import ones_vector, unbroadcast
 
 
 class MatMul(Function):
@@ -88,7 +88,7 @@ class Linear(Function):
             transposed = w.flags.f_contiguous and not w.flags.c_contiguous
             gw = (g2.T @ x2).T if transposed else x2.T @ g2
         # column sums as a matrix-vector product with ones: faster than g2.sum(axis=0)
-        gb = xp.ones(g2.shape[0], dtype=g2.dtype) @ g2 if need_b else None
+        gb = ones_vector(xp, g2.shape[0], g2.dtype) @ g2 if need_b else None
         return gx, gw, gb
 
 

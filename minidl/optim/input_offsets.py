@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from minidl import backend
 from minidl.ops.conv import conv2d_column_mean, conv_output_size
+from minidl.ops.elementwise import ones_vector
 
 
 class InputStats:
@@ -132,7 +133,7 @@ def batch_input_mean(layer, weight, x):
     if len(weight.input_axes) == 1:  # dense: x (..., in)
         x2 = data.reshape(-1, weight.shape[weight.input_axes[0]])
         count = x2.shape[0]
-        return backend.xp_of(x2).ones(count, dtype=x2.dtype) @ x2 / count, count
+        return ones_vector(backend.xp_of(x2), count, x2.dtype) @ x2 / count, count
     kernel = tuple(weight.shape[a] for a in weight.input_axes[1:])
     stride, padding = layer.stride, layer.padding
     n, _, h, w = data.shape
