@@ -83,12 +83,13 @@ def test_bench_mlp_smoke_agrees_with_its_numpy_twin(tmp_path):
     assert row["max_param_diff"] < 1e-4
 
 
-def test_bench_conv_smoke_has_identical_gradients(tmp_path):
+def test_bench_conv_smoke_agrees_with_its_numpy_twin(tmp_path):
     text = _run("bench_conv.py", "--rounds", "1", "--steps", "1", "--batches", "1",
                 "--out", str(tmp_path))
     assert "ratio minidl / numpy" in text
     row = json.loads((tmp_path / "bench_conv.json").read_text())
-    assert row["max_grad_diff"] == 0.0 and row["minidl_ms"] > 0 and row["numpy_ms"] > 0
+    # float32 gradients of the same computation: equal up to the order of a BLAS sum
+    assert row["max_grad_rel_diff"] < 1e-5 and row["minidl_ms"] > 0 and row["numpy_ms"] > 0
 
 
 def test_bench_speed_smoke_writes_one_ratio_table(tmp_path):

@@ -95,11 +95,13 @@ def run_pair(make, device, dtype, steps, between=None):
     return flat_ps, opt_flat, loop_ps, opt_loop
 
 
-@pytest.mark.parametrize("block_bytes", [24, flat.BLOCK_BYTES])
+# 24 bytes: every tensor split into blocks of its own; 320 bytes (40 float32 / 80 float64
+# values): big tensors alone, the small (5,) and (1,) ones packed; BLOCK_BYTES: all packed
+@pytest.mark.parametrize("block_bytes", [24, 320, flat.BLOCK_BYTES])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_flat_trajectory_is_bit_identical(name, dtype, block_bytes, device, monkeypatch):
-    monkeypatch.setattr(flat, "BLOCK_BYTES", block_bytes)  # blocks straddling parameters
+    monkeypatch.setattr(flat, "BLOCK_BYTES", block_bytes)
     flat_ps, opt_flat, loop_ps, opt_loop = run_pair(OPTIMIZERS[name], device, dtype, 4)
     assert is_flat(opt_flat, flat_ps) and layout(opt_loop) is None
     assert_same(flat_ps, loop_ps, opt_flat, opt_loop)
@@ -174,3 +176,41 @@ def test_mixed_dtypes_are_updated_per_parameter():
     loop.step()
     assert_same(ps, qs, opt, loop)
     assert ps[0].data.dtype == np.float32 and ps[1].data.dtype == np.float64
+
+
+@pytest.mark.parametrize("size", [1, 2, 6, 16, 40, 64, 1000])
+def test_block_plan_covers_every_value_once_in_order(size):
+    sizes = [35, 5, 0, 24, 1, 12, 3, 3, 200]
+    blocks = flat._plan_blocks(sizes, size)
+    starts = np.cumsum([0] + sizes)
+    covered = []
+    for block, parts in blocks:
+        assert 0 < block.stop - block.start <= size
+        values = [starts[i] + k for i, part in parts for k in range(part.start, part.stop)]
+        assert values == list(range(block.start, block.stop))  # contiguous pieces, in order
+        covered += values
+        if len(parts) > 1:  # only small tensors share a block
+            assert all(sizes[i] < size // 8 for i, _ in parts)
+    assert covered == list(range(sum(sizes)))
+
+
+def test_a_big_tensor_is_updated_through_views_of_its_own_gradient(monkeypatch):
+    """No copy of a big tensor's gradient: its blocks read p.grad itself; small tensors are
+    gathered into the flat gradient buffer, one block for all of them."""
+    monkeypatch.setattr(flat, "BLOCK_BYTES", 80 * 8)  # 80 float64 values, big from 10
+    ps = [Parameter(np.ones((20, 10))), Parameter(np.ones(4)), Parameter(np.ones(3))]
+    opt = SGD(ps, lr=0.1)
+    seen = []
+    update = SGD.update
+
+    def recording(self, p, grad, state, group):
+        seen.append(grad)
+        update(self, p, grad, state, group)
+    monkeypatch.setattr(SGD, "update", recording)
+    for p in ps:
+        p.grad = np.arange(p.data.size, dtype=np.float64).reshape(p.shape)
+    opt.step()
+    assert [g.size for g in seen] == [80, 80, 40, 7]
+    assert all(np.shares_memory(g, ps[0].grad) for g in seen[:3])
+    assert not np.shares_memory(seen[3], ps[1].grad) and seen[3].tolist() == [0, 1, 2, 3, 0, 1, 2]
+    np.testing.assert_array_equal(ps[0].data, 1 - 0.1 * ps[0].grad)

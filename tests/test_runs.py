@@ -157,8 +157,9 @@ def test_nonfinite_loss_stop_returns_the_history_and_ignore_writes_json_null(tmp
 
 # ------------------------------------------------------------------------------ Ctrl-C
 # Adam updates the MLP's 140 float32 values as one flat buffer, in blocks of BLOCK_BYTES:
-# with 64-byte blocks a step is 9 update calls, so a signal can arrive mid-step
-CALLS_PER_STEP = 9
+# with 64-byte blocks (16 values) a step is 10 update calls, so a signal can arrive mid-step
+CALLS_PER_STEP = len(flat._plan_blocks([12 * 8, 8, 8 * 4, 4], 64 // 4))
+assert CALLS_PER_STEP == 10
 
 
 def _adam_run(out, epochs, monkeypatch=None, kills=0, at_call=None, resume=False):
@@ -182,7 +183,7 @@ def _adam_run(out, epochs, monkeypatch=None, kills=0, at_call=None, resume=False
 def test_two_ctrl_c_inside_an_adam_update_wait_for_the_step_and_resume_is_bit_identical(
         tmp_path, monkeypatch, capsys):
     full, _, h_full = _adam_run(tmp_path / "a", 2)
-    # 8 batches per epoch: call 9 * 10 + 3 is the 3rd block of epoch 2's batch 3
+    # 8 batches per epoch: call CALLS_PER_STEP * 10 + 3 is the 3rd block of epoch 2's batch 3
     with monkeypatch.context() as m:
         _, _, h_cut = _adam_run(tmp_path / "b", 2, m, kills=2, at_call=CALLS_PER_STEP * 10 + 3)
     assert h_cut.stop_reason == "interrupted"

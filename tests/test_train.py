@@ -216,13 +216,15 @@ def _run_signaled(xtr, ytr, out, epochs, resume=False, at=None, test=None):
 def test_real_ctrl_c_inside_an_optimizer_step_finishes_the_step_and_resumes_exactly(
         mnist, tmp_path, capsys, monkeypatch):
     # SGD updates the model's 25450 float32 values as one flat buffer in blocks: with
-    # 6400-value blocks a step is 4 update calls, and update 4 * 40 + 2 is in the middle of
-    # batch 41's step
+    # 6400-value blocks a step is 5 update calls (the 784x32 weight in four, the three small
+    # tensors packed in one), and update 5 * 40 + 2 is in the middle of batch 41's step
     monkeypatch.setattr(flat, "BLOCK_BYTES", 6400 * 4)
+    per_step = len(flat._plan_blocks([784 * 32, 32, 32 * 10, 10], 6400))
+    assert per_step == 5
     (xtr, ytr), _ = mnist
     xtr, ytr = xtr[:2000], ytr[:2000]
     full, h_full = _run_signaled(xtr, ytr, tmp_path / "a", 2)
-    _, h_cut = _run_signaled(xtr, ytr, tmp_path / "b", 2, at=4 * 40 + 2)
+    _, h_cut = _run_signaled(xtr, ytr, tmp_path / "b", 2, at=per_step * 40 + 2)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     assert len(h_cut) == 1 and "interrupted in epoch 2 after 9 batches" in capsys.readouterr().out
     resumed, h_res = _run_signaled(xtr, ytr, tmp_path / "b", 2, resume=True)

@@ -23,7 +23,7 @@ def ones_vector(xp, n: int, dtype):
     every column sum written as a matrix-vector product (ones @ g: one BLAS call, far faster
     than g.sum(axis=0) on a tall matrix); a fresh vector would cost an allocation and, on the
     GPU, a fill launch per backward. Read it, never write to it."""
-    key = (xp.__name__, n, str(dtype))
+    key = (xp.__name__, n, np.dtype(dtype))  # str(dtype) would cost microseconds a call
     ones = _ONES.get(key)
     if ones is None:
         if len(_ONES) >= 64:  # batch shapes vary little; bound the cache anyway
