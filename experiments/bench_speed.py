@@ -114,11 +114,20 @@ def mlp_workload(batch_size, data, params0, max_steps):
     return impls
 
 
-def step_workload(model, batch, steps, optimizer):
-    """{impl: callable returning seconds for `steps` steps} of a conv net on random images."""
-    rng = np.random.default_rng(0)
-    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, batch)
+def step_workload(model, images, labels, batch, steps, optimizer):
+    """{impl: callable returning seconds for `steps` steps} of a conv net on real MNIST
+    batches, each implementation walking the same sequence of batches (one batch repeated
+    would be learnt by heart within a few dozen Adam steps, and its vanishing gradients turn
+    into denormal numbers that slow every library down severalfold)."""
+    n = len(images) // batch
+    batches = [(images[i * batch:(i + 1) * batch], labels[i * batch:(i + 1) * batch])
+               for i in range(n)]
+
+    def walk(step, cursor):
+        chosen = [batches[(cursor[0] + k) % n] for k in range(steps)]
+        cursor[0] += steps
+        return timed_steps(step, chosen, steps)
+
     opt = Adam(model, lr=1e-3) if optimizer else None
 
     def minidl_step(xb, yb):
@@ -129,21 +138,29 @@ def step_workload(model, batch, steps, optimizer):
         md.cross_entropy(model(md.Tensor(xb)), yb).backward()
         if opt is not None:
             opt.step()
-    impls = {"minidl": lambda: timed_steps(minidl_step, [(x, y)] * steps, steps)}
+    own = [0]
+    impls = {"minidl": lambda: walk(minidl_step, own)}
     if torch is not None:
         net = torch_twin(model)
         topt = torch.optim.Adam(net.parameters(), lr=1e-3) if optimizer else None
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        x0 = batches[0][0]
         with torch.no_grad():  # the same network: the same logits before any step
-            np.testing.assert_allclose(net(tx).numpy(), model(md.Tensor(x)).data, rtol=1e-3,
-                                       atol=1e-5)
+            np.testing.assert_allclose(net(torch.from_numpy(x0)).numpy(),
+                                       model(md.Tensor(x0)).data, rtol=1e-3, atol=1e-5)
+        tbatches = [(torch.from_numpy(xb), torch.from_numpy(yb.copy())) for xb, yb in batches]
 
         def torch_step(xb, yb):
             (topt or net).zero_grad()
             torch.nn.functional.cross_entropy(net(xb), yb).backward()
             if topt is not None:
                 topt.step()
-        impls["torch"] = lambda: timed_steps(torch_step, [(tx, ty)] * steps, steps)
+        theirs = [0]
+
+        def torch_walk():
+            chosen = [tbatches[(theirs[0] + k) % n] for k in range(steps)]
+            theirs[0] += steps
+            return timed_steps(torch_step, chosen, steps)
+        impls["torch"] = torch_walk
     return impls
 
 
@@ -200,6 +217,7 @@ def main(argv=None) -> int:
 
     (x, y), _ = load_mnist()
     data = (flatten(scale(x)), y)
+    images = scale(x)[:, None]  # (N, 1, 28, 28) float32
     md.manual_seed(0)
     params0 = {k: v.copy() for k, v in mlp().state_dict().items()}
     rows = []
@@ -210,9 +228,9 @@ def main(argv=None) -> int:
         if name.startswith("mlp"):
             impls, unit = mlp_workload(int(name[3:]), data, params0, args.max_steps), "s/epoch"
         elif name == "lenet":
-            impls, unit = step_workload(lenet(), 128, args.steps, True), "ms/step"
+            impls, unit = step_workload(lenet(), images, y, 128, args.steps, True), "ms/step"
         elif name == "cnn":
-            impls, unit = step_workload(example_cnn(), 64, args.steps, False), "ms/step"
+            impls, unit = step_workload(example_cnn(), images, y, 64, args.steps, False), "ms/step"
         else:
             impls, unit = adas_workload(data, args.max_steps), "s in step"
         times = measure(impls, args.rounds)
