@@ -195,6 +195,8 @@ def test_conv2d_column_mean_matches_naive_im2col(device):
 
 POOL_CASES = [  # (kernel, stride, padding): tiling, strided, overlapping, padded, non-square
     (2, None, 0), (3, 2, 1), (3, 1, 0), (2, 1, 1), ((2, 3), (1, 2), (1, 0)), (2, 3, 0),
+    # kernel == stride (the separable two-pass path): leftover rows/columns, padding, (2, 3)
+    (3, None, 0), ((2, 3), None, 0), (2, None, 1), ((3, 2), None, (1, 1)), (1, None, 0),
 ]
 
 

@@ -258,6 +258,25 @@ def _pool_grad_buffer(xp, padded, win: _Window):
     return xp.empty_like(padded) if tiles else xp.zeros_like(padded)
 
 
+def _first_max(xp, candidates, best, g, targets, add: bool = False) -> None:
+    """Route each window's gradient g to the first candidate (in order) equal to its maximum
+    `best`: targets[k] gets (or, with add, adds) g where candidate k is that first one, else 0.
+    A window that matches none (a NaN maximum) goes to the last candidate."""
+    free = xp.ones_like(best, dtype=bool)  # windows whose maximum is not yet claimed
+    hit = xp.empty_like(best, dtype=bool)
+    for k, (candidate, target) in enumerate(zip(candidates, targets)):
+        if k < len(candidates) - 1:
+            xp.equal(candidate, best, out=hit)
+            hit &= free
+            free ^= hit
+        else:  # the last candidate takes every window still unclaimed: it holds the max
+            hit = free
+        if add:
+            xp.add(target, g * hit, out=target)
+        else:
+            xp.multiply(g, hit, out=target)
+
+
 class MaxPooling2D(Function):
     """Max over (kh, kw) windows, stride (sh, sw), implicit -inf padding (PyTorch's max_pool2d):
 
@@ -268,41 +287,39 @@ class MaxPooling2D(Function):
     gradient, and the convolution gradients below the pooling came out badly wrong that way.
     Overlapping windows add their contributions. The forward pass is a running maximum over
     the kh*kw strided slices (measured about 8x faster than reshape-then-max for 2x2).
+
+    Non-overlapping windows (kernel == stride) write each gradient element once: no zero fill
+    where the windows tile the input, a product instead of an accumulation. (Two separable
+    passes, rows then columns, and a copy into window-major order were both measured slower:
+    NumPy's cost here is its inner loops, ow elements long, not the arithmetic.)
     """
 
     def forward(self, x, win=None):
         xp = xp_of(x)
         xpad = _padded(x, win.ph, win.pw, -float("inf"))
-        out = None
-        for _, _, index in win.offsets():
-            view = xpad[index]
-            out = xp.copy(view, order="K") if out is None else xp.maximum(out, view, out=out)
-        self.save_for_backward(xpad, out)
         self.win = win
+        out = _running(xp, xp.maximum, [xpad[index] for _, _, index in win.offsets()])
+        self.save_for_backward(xpad, out)
         return out
 
     def backward(self, g):
+        xp, win = xp_of(g), self.win
         xpad, out = self.saved
-        xp = xp_of(g)
-        win = self.win
         g = _in_layout_of(out, g)
-        overlap = win.sh < win.kh or win.sw < win.kw
         gx = _pool_grad_buffer(xp, xpad, win)
-        free = xp.ones_like(out, dtype=bool)  # windows whose maximum is not yet claimed
-        hit = xp.empty_like(out, dtype=bool)
-        for n, (_, _, index) in enumerate(win.offsets()):
-            if n < win.kh * win.kw - 1:
-                xp.equal(xpad[index], out, out=hit)
-                hit &= free
-                free ^= hit
-            else:  # the last offset takes every window still unclaimed: it holds the max
-                hit = free
-            if overlap:
-                view = gx[index]
-                xp.add(view, g * hit, out=view)
-            else:
-                xp.multiply(g, hit, out=gx[index])
+        views = [(xpad[index], gx[index]) for _, _, index in win.offsets()]
+        _first_max(xp, [v for v, _ in views], out, g, [t for _, t in views],
+                   add=win.sh < win.kh or win.sw < win.kw)
         return (_cropped(gx, win.ph, win.pw),)
+
+
+def _running(xp, op, views):
+    """op (maximum, add) folded over equally shaped views, into a new array laid out as the
+    first view's memory (copy, then in place)."""
+    out = xp.copy(views[0], order="K")
+    for view in views[1:]:
+        op(out, view, out=out)
+    return out
 
 
 class AveragePooling2D(Function):
@@ -315,10 +332,7 @@ class AveragePooling2D(Function):
     def forward(self, x, win=None):
         xp = xp_of(x)
         xpad = _padded(x, win.ph, win.pw, 0.0)
-        out = None
-        for _, _, index in win.offsets():
-            view = xpad[index]
-            out = xp.copy(view, order="K") if out is None else xp.add(out, view, out=out)
+        out = _running(xp, xp.add, [xpad[index] for _, _, index in win.offsets()])
         out *= 1.0 / (win.kh * win.kw)
         self.padded_shape, self.win = xpad.shape, win
         return out
