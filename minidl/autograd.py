@@ -86,12 +86,6 @@ class Function:
     def backward(self, grad_out):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def release(self) -> None:
-        """Called when this node's saved arrays are no longer needed: after its backward, as
-        the graph is freed, or at once when no node is recorded (no_grad, no input requiring
-        a gradient). An op that took scratch arrays from minidl.ops.workspace gives them back
-        here. Nothing by default."""
-
     @classmethod
     def apply(cls, *inputs, **params) -> "Tensor":
         """Run forward on the inputs' arrays and, if any input requires grad, record the node."""
@@ -130,7 +124,6 @@ class Function:
             )
             fn.freed = False
             return Tensor._make(out, True, fn)
-        fn.release()  # no node is recorded: its backward will never run
         return Tensor._make(out, False, None)
 
 
@@ -160,7 +153,6 @@ def _free(fn: Function, hollow: dict) -> None:
     user's parameters and stay themselves. `freed` makes a second backward raise clearly.
     """
     inputs = tuple(_hollow(x, hollow) for x in fn.inputs)
-    fn.release()
     vars(fn).clear()
     fn.inputs, fn.freed = inputs, True
 

@@ -17,7 +17,6 @@ from typing import NamedTuple
 from minidl.autograd import Function, Tensor
 from minidl.backend import is_cupy_array, xp_of
 from minidl.ops.elementwise import ones_vector
-from minidl.ops.workspace import WORKSPACE
 
 
 def as_pair(value, name: str, minimum: int = 0) -> tuple[int, int]:
@@ -87,17 +86,14 @@ def _cropped(x, ph: int, pw: int):
 
 def _im2col(xc, win: _Window):
     """Columns of the channel-major padded input xc (C, N, Hp, Wp): (C*kh*kw, N*oh*ow) with
-    cols[(c, i, j), (n, p, q)] = xc[c, n, p*sh + i, q*sw + j]; one copy of a strided view,
-    into a buffer from the workspace (give it back when done)."""
+    cols[(c, i, j), (n, p, q)] = xc[c, n, p*sh + i, q*sw + j]; one copy of a strided view."""
     xp = xp_of(xc)
     c, n = xc.shape[:2]
     s_c, s_n, s_h, s_w = xc.strides
     shape = (c, win.kh, win.kw, n, win.oh, win.ow)
     view = xp.lib.stride_tricks.as_strided(
         xc, shape, (s_c, s_h, s_w, s_n, s_h * win.sh, s_w * win.sw))
-    cols = WORKSPACE.take(xp, (c * win.kh * win.kw, n * win.oh * win.ow), xc.dtype)
-    xp.copyto(cols.reshape(shape), view)
-    return cols
+    return xp.ascontiguousarray(view).reshape(c * win.kh * win.kw, n * win.oh * win.ow)
 
 
 class Convolution2D(Function):
@@ -131,9 +127,6 @@ class Convolution2D(Function):
         self.save_for_backward(cols, wm)
         self.xc_shape, self.win = xc.shape, win
         return out.reshape(o, n, win.oh, win.ow).transpose(1, 0, 2, 3)
-
-    def release(self):
-        WORKSPACE.give(self.saved[0])  # the columns: the largest array of the step
 
     def backward(self, g):
         cols, wm = self.saved
