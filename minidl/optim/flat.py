@@ -8,17 +8,20 @@ buffer. The algorithm's own `update` (or its GPU kernel) then runs ONCE over the
 the group were a single parameter: the lines that update one tensor update the whole model.
 
     flat.data  = [p_1.ravel(), p_2.ravel(), ...]      p_i.data   = view of flat.data
-    flat.grad  = [g_1.ravel(), g_2.ravel(), ...]      (one copy per step: backward hands out
-                                                        a fresh array per parameter)
     flat.state = {key: [s_1[key].ravel(), ...]} and the group's shared scalars (step, ...)
 
 Elementwise operations round each element the same way whatever array holds it, so the
 trajectory is bit-identical to the per-parameter form.
 
-On the CPU the chain of ~13 NumPy passes over a buffer of a few megabytes streams it from
-memory 13 times; the update therefore walks the buffers in blocks of BLOCK_BYTES per array,
-each block running the whole chain while it stays in the core's L2 cache (cache blocking).
-On the GPU the update is one kernel launch over the whole buffer.
+On the CPU the chain of ~13 NumPy passes over a buffer of many megabytes would stream it from
+memory 13 times; the update therefore walks the buffers in blocks of at most BLOCK_BYTES per
+array, each block running the whole chain while it is in cache. A tensor of at least 1/8 of
+a block gets blocks of its own, whose gradient is a view of its `.grad` (backward hands out a
+fresh array per parameter, and copying them all into one buffer would be one more pass);
+runs of smaller neighbours (biases) are packed into one block, their gradients gathered into
+`flat.grad`, so that twenty biases cost one chain of calls, not twenty. On the GPU the
+gradients are gathered into `flat.grad` and the update is one kernel launch over the whole
+buffer.
 
 The layout is a cache the optimizer checks every step by identity: if a user rebinds
 `p.data` (model.to, a checkpoint load that assigns new arrays) or the optimizer's state is
