@@ -203,6 +203,7 @@ class Adas(Optimizer):
         self._unit_of: dict = {}  # id(parameter) -> its sigma-unit (list of parameters)
         self._units: dict = {}  # id(group) -> the group's sigma-units, in order
         self._offsets: list = []  # (layer, weight, bias, InputStats), construction order
+        self._offset_of: dict = {}  # id(weight) -> (bias, InputStats)
         self._handles: list = []
         self._grad_out: dict = {}  # id(parameter) -> its slice of the flat gradient
         self._step_index: dict = {}  # per-tensor kernel: (shape, axes, device) -> lr_index
@@ -277,6 +278,7 @@ class Adas(Optimizer):
                                    debias=group["offset_debias"])
                 self._handles.append(layer.register_forward_pre_hook(fold_batch_hook(stats, w)))
                 self._offsets.append((layer, w, b, stats))
+                self._offset_of[id(w)] = (b, stats)
 
     def _name(self, p, i: int) -> str:
         return self._names.get(id(p), f"parameter {i}")
@@ -314,17 +316,17 @@ class Adas(Optimizer):
     def gradient(self, p, group: dict):
         """p.grad, or for an offset layer's weight the gradient of centred inputs:
         grad_W(x - mu) = grad_W(x) - outer(mu, grad_b) (see minidl.optim.input_offsets)."""
-        for _, w, b, stats in self._offsets:
-            if w is p and b.grad is not None:
-                # into a work array of its own (`update` reads it, never keeps it): the
-                # parameter's slice of its group's flat gradient where it has one
-                out = self._grad_out.get(id(p))
-                if out is None or type(out) is not type(p.data) or out.shape != p.data.shape \
-                        or out.dtype != p.data.dtype:
-                    out = self.scratch(p.data, ("centred", id(p)))
-                return centred_weight_grad(w.input_axes, p.grad, b.grad, stats.center(),
-                                           out=out)
-        return p.grad
+        found = self._offset_of.get(id(p))
+        if found is None or found[0].grad is None:
+            return p.grad
+        b, stats = found
+        # into a work array of its own (`update` reads it, never keeps it): the parameter's
+        # slice of its group's flat gradient where it has one
+        out = self._grad_out.get(id(p))
+        if out is None or type(out) is not type(p.data) or out.shape != p.data.shape \
+                or out.dtype != p.data.dtype:
+            out = self.scratch(p.data, ("centred", id(p)))
+        return centred_weight_grad(p.input_axes, p.grad, b.grad, stats.center(), out=out)
 
     def update_group(self, group: dict, params: list, grads: list, states: list) -> None:
         """One ADAS update of every sigma-unit of the group with a gradient: at once over the

@@ -36,6 +36,7 @@ ten small operations over the units' sigma. No value is read back to the host.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -206,6 +207,8 @@ class AdasLayout:
             self._adopt(key, buf, [buf[u:u + 1].reshape(()) for u in range(len(units))],
                         self.heads)
         self.sigma, self.sigma_sq = (self.buffers[k][0] for k in UNIT_KEYS)
+        self._flat_param = flat.FlatParameter(self.data)  # what use_fused sees
+        self._arrays = [buf for buf, _ in self.buffers.values()]
         self._work(s_start, len(units))
 
     def _adopt(self, key: str, buf, views: list, states: list) -> None:
@@ -303,17 +306,18 @@ class AdasLayout:
     def fits(self, opt, params: list, states: list) -> bool:
         """Whether the buffers still are what these parameters and states hold (identity):
         False after p.data or a state entry was rebound (a load, a per-tensor step)."""
-        if self._owned is None:  # (dict, key, the view it must hold), every entry we made
-            self._owned = [(s, key, views[i]) for key, (_, views) in self.buffers.items()
-                           for i, s in enumerate(self.heads if key in UNIT_KEYS
-                                                 else self.states)]
+        if self._owned is None:  # every state entry the layout made: (dict, key), its view
+            owned = [((s, key), views[i]) for key, (_, views) in self.buffers.items()
+                     for i, s in enumerate(self.heads if key in UNIT_KEYS else self.states)]
+            self._owned = [entry for entry, _ in owned], [view for _, view in owned]
+        entries, views = self._owned
         return (len(params) == len(self.params) and len(states) == len(self.states)
-                and all(p is own and p.data is view
-                        for p, own, view in zip(params, self.params, self.views))
-                and all(s is own for s, own in zip(states, self.states))
-                and all(opt.state.get(p) is head
-                        for p, head in zip(self.head_params, self.heads))
-                and all(d.get(key) is view for d, key, view in self._owned))
+                and all(map(operator.is_, params, self.params))
+                and all(map(operator.is_, [p.data for p in params], self.views))
+                and all(map(operator.is_, states, self.states))
+                and all(map(operator.is_, [opt.state.get(p) for p in self.head_params],
+                                          self.heads))
+                and all(map(operator.is_, [d.get(key) for d, key in entries], views)))
 
     def ready(self, params: list, grads: list) -> bool:
         """Whether this step can run on the layout (see _ready)."""
@@ -333,8 +337,7 @@ class AdasLayout:
         b1, step = group["beta_1"], self.states[0]["step"]
         eps = group["eps"] or eps_floor(self.dtype)
         corr = math.sqrt(1 - b1**step)
-        arrays = [buf for buf, _ in self.buffers.values()]
-        if opt.use_fused(flat.FlatParameter(self.data), self.grad, *arrays):
+        if opt.use_fused(self._flat_param, self.grad, *self._arrays):
             self._step_fused(opt, group, eps, corr)
         else:
             self._step_xp(group, eps, corr)
@@ -439,9 +442,9 @@ def _ready(params: list, grads: list, states: list, heads: list, dtype) -> bool:
     for p, g in zip(params, grads):
         if type(g) is not kind or g.dtype != dtype or g.shape != p.data.shape:
             return False
-    step, sigma_step = states[0]["step"], heads[0]["sigma_step"]
-    return (all(s["step"] == step for s in states)
-            and all(h["sigma_step"] == sigma_step for h in heads))
+    steps = [s["step"] for s in states]
+    sigma_steps = [h["sigma_step"] for h in heads]
+    return steps.count(steps[0]) == len(steps) and sigma_steps.count(sigma_steps[0]) == len(heads)
 
 
 def _is_array_of(a, xp, dtype) -> bool:
