@@ -10,9 +10,21 @@ The reference program also trained a slightly different loss, cross-entropy plus
 1e-5/2 |logits|^2 (its output derivative is y - p - 1e-5 z); that is the loss's business, not
 the optimizer's, and experiments/adas_mnist.py uses it to reproduce the program's results.
 
-On the GPU each in-place operation is a kernel launch, some 25 per tensor and step; there the
-step is two fused kernels (`KERNELS`), one over the weights and one over the step sizes, with
-the sums h and k left to xp reductions. Same operations, order and precision as the xp path.
+Multi-tensor: `Adas._update_tensor` below is the algorithm for one tensor, but a step does
+not loop over tensors. Each parameter group is laid out in flat buffers (the parameters and
+their weight-shaped state end to end, the small vectors s, a_s and E end to end, sigma and
+its second moment one entry per sigma-unit; see minidl/optim/adas_flat.py), and one step runs
+the weight chain over the whole group (on the CPU in blocks of whole rows, so that every sum
+h is added exactly as the per-tensor step adds it), the step-size chain once over the group's
+small vectors and the sigma chain once over its units. The trajectory is the per-tensor one
+bit for bit; the per-tensor form remains for groups that cannot be laid out (tensors whose
+step counts differ, mixed dtypes) and as `multi_tensor = False`.
+
+On the GPU each in-place operation is a kernel launch (some 25 per tensor and step in the
+per-tensor form). There a group's step is one launch of each fused kernel of `KERNELS` (the
+weights of the whole group, then its step sizes), with the sums left to xp reductions: one
+per tensor for h and one per tensor for sigma's derivative k, then about ten small operations
+over the units, whatever their number. Same operations, order and precision as the xp path.
 """
 
 from __future__ import annotations
@@ -173,11 +185,16 @@ class Adas(Optimizer):
             reference; see InputStats).
         layer_sigma*: one sigma per layer, W and b together (cpp True, pytorch False).
         weight_decay: coupled L2 (not in the reference; default 0).
-        fused: None (default) steps each GPU tensor with two fused kernels (weights, step
-            sizes) and CPU ones with NumPy; True insists (ValueError on the CPU); False never
-            fuses. On the GPU each in-place operation is a kernel launch: ~25 become 2.
+        fused: None (default) steps each GPU parameter group with two fused kernels (its
+            weights, its step sizes) and CPU ones with NumPy; True insists (ValueError on the
+            CPU); False never fuses. On the GPU each in-place operation is a kernel launch:
+            ~25 per tensor become 2 per group, plus the sums (two per tensor).
     State per tensor: step, exp_avg_sq (a of N_W), update_avg (D), lr (s), lr_sq (a of N_s),
     lr_update_avg (E); per sigma-unit, under its first tensor: sigma, sigma_sq, sigma_step.
+    After a step the arrays among them, and p.data, are views into the group's flat buffers
+    (multi_tensor, see the module docstring): take p.data again after the first step; a new
+    array assigned to p.data or to a state entry (load_state_dict) is noticed at the next step
+    and the buffers are rebuilt around it.
     """
 
     multi_tensor = True  # a group steps at once over flat buffers (optim/adas_flat.py)

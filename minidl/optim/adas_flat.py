@@ -27,10 +27,13 @@ carries on. A tensor of any other layout (a bias, say) stays whole within one bl
 result is the per-tensor trajectory (Adas with multi_tensor = False) bit for bit.
 
 On the GPU the layout is stepped by the fused kernels of adas.KERNELS: one launch of the
-weight kernel over the whole group (each element finds its step size through an index array,
-built once with the layout), one reduction per tensor for h, one launch of the step-size
-kernel over the small buffers, one reduction per tensor for sigma's derivative k, and about
-ten small operations over the units' sigma. No value is read back to the host.
+weight kernel over the whole group, one reduction per tensor for h, one launch of the
+step-size kernel over the small buffers, one reduction per tensor for sigma's derivative k,
+and about ten small operations over the units' sigma; no value is read back to the host.
+In the weight kernel each element reads its step size as lr[lr_index] (lr a `raw` argument,
+lr_index an int32 array built once with the layout): 4 more bytes per element, where a
+per-element copy of s would take a launch and a buffer as large as the parameters, and
+finding the tensor from the element's position would take a search per element.
 """
 
 from __future__ import annotations
