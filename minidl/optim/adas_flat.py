@@ -47,9 +47,9 @@ from minidl import backend
 from minidl.optim import flat
 
 ROWS, COLS, WHOLE = "rows", "cols", "whole"
-# per array, on the CPU. Measured on the 784-256-10 MLP (a 2 MiB L2 and a 32 MiB L3 per core
-# pair): blocks that fit L2 (flat.BLOCK_BYTES) gain nothing over blocks four times larger and
-# cost more NumPy calls per step, so ADAS walks blocks of 1 MiB per array
+# per array, on the CPU. Measured on the 784-256-10 MLP (1 MiB of L2 per core, 32 MiB of L3):
+# blocks whose arrays fit L2 together ran the chain no faster (the L3 feeds these passes about
+# as fast) and cost more NumPy calls per step than blocks of 1 MiB per array
 BLOCK_BYTES = 1 << 20
 WEIGHT_KEYS = ("exp_avg_sq", "update_avg")  # state shaped like the parameter
 SMALL_KEYS = ("lr", "lr_sq", "lr_update_avg")  # state shaped like the step sizes s
