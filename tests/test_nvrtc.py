@@ -7,9 +7,11 @@ CuPy's ElementwiseKernel turns `in_params`, `out_params` and the body into one _
 function of its own headers (cupy/carray.cuh): `typedef <dtype> T;`, every array argument a
 `CArray<T, ndim, c_contiguous, use_32bit_indexing> _raw_x` bound per element as
 `const T &x = _raw_x[_ind.get()];` (an output without const), every Python scalar passed by
-value as `T x`, and the body run inside `CUPY_FOR(i, _ind.size()) { _ind.set(i); ... }`. Each
-kernel is generated here for float32 and float64, with every input an array (1-d contiguous
-and 2-d strided, as a broadcast step-size column gives) and with every input a scalar.
+value as `T x`, and the body run inside `CUPY_FOR(i, _ind.size()) { _ind.set(i); ... }`. A
+`raw T x` argument is the CArray itself, named x, which the body indexes; an `int32 x` one is
+bound as `const int &x` (or passed as `int x`). Each kernel is generated here for float32 and
+float64, with every input an array (1-d contiguous and 2-d strided, as a broadcast step-size
+column gives) and with every input but the raw ones a scalar.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 from minidl import backend
 from minidl.backend import KernelSource
 from minidl.optim import adam, adas
-from tests.cpu_kernels import param_names
+from tests.cpu_kernels import param_names, param_specs
 
 FUSED = (*adam.KERNELS.values(), *adas.KERNELS.values())  # updates that must match NumPy
 # every GPU kernel minidl builds; erf is CUDA's library function, whose own polynomial uses
@@ -54,12 +56,15 @@ def cupy_kernel_code(source: KernelSource, fn_name: str, ctype: str, arrays: boo
     """The __global__ function CuPy's ElementwiseKernel generates for `source` (see above)."""
     contiguous = "true" if ndim == 1 else "false"
     params, binds = [], []
-    for name in param_names(source.in_params):
-        if arrays:
-            params.append(f"CArray<T, {ndim}, {contiguous}, true> _raw_{name}")
-            binds.append(f"const T &{name} = _raw_{name}[_ind.get()];")
+    for kind, name, raw in param_specs(source.in_params):
+        ctype_ = "int" if kind == "int32" else "T"
+        if raw:  # any layout; the body indexes it
+            params.append(f"CArray<T, 1, true, true> {name}")
+        elif arrays:
+            params.append(f"CArray<{ctype_}, {ndim}, {contiguous}, true> _raw_{name}")
+            binds.append(f"const {ctype_} &{name} = _raw_{name}[_ind.get()];")
         else:
-            params.append(f"T {name}")
+            params.append(f"{ctype_} {name}")
     for name in param_names(source.out_params):
         params.append(f"CArray<T, {ndim}, {contiguous}, true> _raw_{name}")
         binds.append(f"T &{name} = _raw_{name}[_ind.get()];")
@@ -86,6 +91,10 @@ def test_kernel_code_binds_every_parameter():
     for name in param_names(adas.KERNELS["adas_lr"].in_params):
         assert f"const T &{name} = _raw_{name}[_ind.get()];" in code
     assert "T &lr = _raw_lr[_ind.get()];" in code and "typedef float T;" in code
+    code = cupy_kernel_code(adas.KERNELS["adas_weight"], "k", "float", False)
+    assert "CArray<T, 1, true, true> lr," in code and "int lr_index," in code
+    code = cupy_kernel_code(adas.KERNELS["adas_weight"], "k", "float", True)
+    assert "const int &lr_index = _raw_lr_index[_ind.get()];" in code
 
 
 @pytest.mark.parametrize("cc", CUPY12_ARCHS + BLACKWELL)

@@ -10,20 +10,36 @@ The reference program also trained a slightly different loss, cross-entropy plus
 1e-5/2 |logits|^2 (its output derivative is y - p - 1e-5 z); that is the loss's business, not
 the optimizer's, and experiments/adas_mnist.py uses it to reproduce the program's results.
 
-On the GPU each in-place operation is a kernel launch, some 25 per tensor and step; there the
-step is two fused kernels (`KERNELS`), one over the weights and one over the step sizes, with
-the sums h and k left to xp reductions. Same operations, order and precision as the xp path.
+Multi-tensor: `Adas._update_tensor` below is the algorithm for one tensor, but a step does
+not loop over tensors. Each parameter group is laid out in flat buffers (the parameters and
+their weight-shaped state end to end, the small vectors s, a_s and E end to end, sigma and
+its second moment one entry per sigma-unit; see minidl/optim/adas_flat.py), and one step runs
+the weight chain over the whole group (on the CPU in blocks of whole rows, so that every sum
+h is added exactly as the per-tensor step adds it), the step-size chain once over the group's
+small vectors and the sigma chain once over its units. The trajectory is the per-tensor one
+bit for bit; the per-tensor form remains for groups that cannot be laid out (tensors whose
+step counts differ, mixed dtypes) and as `multi_tensor = False`.
+
+On the GPU each in-place operation is a kernel launch (some 25 per tensor and step in the
+per-tensor form). There a group's step is one launch of each fused kernel of `KERNELS` (the
+weights of the whole group, then its step sizes), with the sums left to xp reductions: one
+per tensor for h and one per tensor for sigma's derivative k, then about ten small operations
+over the units, whatever their number. Same operations, order and precision as the xp path.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from minidl import backend
 from minidl.backend import KernelSource
 from minidl.nn.module import Module
+from minidl.optim.adas_flat import (
+    AdasLayout,
+    eps_floor,
+    normalise_into,
+    step_size_index,
+)
 from minidl.optim.input_offsets import (
     InputStats,
     centred_weight_grad,
@@ -72,12 +88,14 @@ def effective_defaults(variant: str = "cpp", batch_size: int = 32) -> dict:
 
 
 # Adas._update_tensor for one element, operation for operation (_normalise inlined). corr is
-# sqrt(1 - beta_1^t) times the live scale group['lr']; `lr` is s, broadcast over the output
-# axes; update_scale is
-# (1 - beta_3) * corr. The products D * G and E * h come out for the caller's sums h and k.
+# sqrt(1 - beta_1^t) times the live scale group['lr']; `lr` holds the step sizes s (a raw
+# array: the element's own is lr[lr_index], so one launch covers every tensor of a group, see
+# adas_flat.py); update_scale is (1 - beta_3) * corr. The products D * G and E * h come out for
+# the caller's sums h and k.
 KERNELS = {
     "adas_weight": KernelSource(
-        "T grad, T lr, T one_minus_beta_1, T beta_1, T eps, T corr, T beta_3, T update_scale",
+        "T grad, raw T lr, int32 lr_index, T one_minus_beta_1, T beta_1, T eps, T corr, "
+        "T beta_3, T update_scale",
         "T param, T exp_avg_sq, T update_avg, T update_grad",
         """
 T g2 = grad * grad;                       // a <- beta_1 a + (1 - beta_1) G^2
@@ -85,7 +103,7 @@ g2 *= one_minus_beta_1;
 exp_avg_sq *= beta_1;
 exp_avg_sq += g2;
 T n = grad / (sqrt(exp_avg_sq) + eps);    // N_W(G) / corr
-param -= n * (lr * corr);                 // W <- W - s N_W(G)
+param -= n * (lr[lr_index] * corr);      // W <- W - s N_W(G)
 update_grad = update_avg * grad;          // D G, with D before its update
 update_avg *= beta_3;                     // D <- beta_3 D + (1 - beta_3) N_W(G)
 update_avg += n * update_scale;
@@ -167,12 +185,19 @@ class Adas(Optimizer):
             reference; see InputStats).
         layer_sigma*: one sigma per layer, W and b together (cpp True, pytorch False).
         weight_decay: coupled L2 (not in the reference; default 0).
-        fused: None (default) steps each GPU tensor with two fused kernels (weights, step
-            sizes) and CPU ones with NumPy; True insists (ValueError on the CPU); False never
-            fuses. On the GPU each in-place operation is a kernel launch: ~25 become 2.
+        fused: None (default) steps each GPU parameter group with two fused kernels (its
+            weights, its step sizes) and CPU ones with NumPy; True insists (ValueError on the
+            CPU); False never fuses. On the GPU each in-place operation is a kernel launch:
+            ~25 per tensor become 2 per group, plus the sums (two per tensor).
     State per tensor: step, exp_avg_sq (a of N_W), update_avg (D), lr (s), lr_sq (a of N_s),
     lr_update_avg (E); per sigma-unit, under its first tensor: sigma, sigma_sq, sigma_step.
+    After a step the arrays among them, and p.data, are views into the group's flat buffers
+    (multi_tensor, see the module docstring): take p.data again after the first step; a new
+    array assigned to p.data or to a state entry (load_state_dict) is noticed at the next step
+    and the buffers are rebuilt around it.
     """
+
+    multi_tensor = True  # a group steps at once over flat buffers (optim/adas_flat.py)
 
     def __init__(self, params, variant: str = "cpp", lr: float = 1.0, init_lr=None,
                  batch_size: int = 32, lr2: float = 5e-3, lr3: float = 5e-4,
@@ -195,7 +220,10 @@ class Adas(Optimizer):
         self._unit_of: dict = {}  # id(parameter) -> its sigma-unit (list of parameters)
         self._units: dict = {}  # id(group) -> the group's sigma-units, in order
         self._offsets: list = []  # (layer, weight, bias, InputStats), construction order
+        self._offset_of: dict = {}  # id(weight) -> (bias, InputStats)
         self._handles: list = []
+        self._grad_out: dict = {}  # id(parameter) -> its slice of the flat gradient
+        self._step_index: dict = {}  # per-tensor kernel: (shape, axes, device) -> lr_index
         super().__init__(params, defaults)  # add_param_group builds each group's units
         self.fused = check_fused(fused, self._params())
 
@@ -267,6 +295,7 @@ class Adas(Optimizer):
                                    debias=group["offset_debias"])
                 self._handles.append(layer.register_forward_pre_hook(fold_batch_hook(stats, w)))
                 self._offsets.append((layer, w, b, stats))
+                self._offset_of[id(w)] = (b, stats)
 
     def _name(self, p, i: int) -> str:
         return self._names.get(id(p), f"parameter {i}")
@@ -304,15 +333,26 @@ class Adas(Optimizer):
     def gradient(self, p, group: dict):
         """p.grad, or for an offset layer's weight the gradient of centred inputs:
         grad_W(x - mu) = grad_W(x) - outer(mu, grad_b) (see minidl.optim.input_offsets)."""
-        for _, w, b, stats in self._offsets:
-            if w is p and b.grad is not None:
-                # into a work array of its own: `update` reads it, never keeps it
-                return centred_weight_grad(w.input_axes, p.grad, b.grad, stats.center(),
-                                           out=self.scratch(p.data, ("centred", id(p))))
-        return p.grad
+        found = self._offset_of.get(id(p))
+        if found is None or found[0].grad is None:
+            return p.grad
+        b, stats = found
+        # into a work array of its own (`update` reads it, never keeps it): the parameter's
+        # slice of its group's flat gradient where it has one
+        out = self._grad_out.get(id(p))
+        if out is None or type(out) is not type(p.data) or out.shape != p.data.shape \
+                or out.dtype != p.data.dtype:
+            out = self.scratch(p.data, ("centred", id(p)))
+        return centred_weight_grad(p.input_axes, p.grad, b.grad, stats.center(), out=out)
 
     def update_group(self, group: dict, params: list, grads: list, states: list) -> None:
-        """One ADAS update of every sigma-unit of the group with a gradient."""
+        """One ADAS update of every sigma-unit of the group with a gradient: at once over the
+        group's flat buffers (multi_tensor, see adas_flat.py) where the group can be laid out
+        so this step, else one tensor at a time."""
+        layout = self._layout(group, params, grads, states) if self.multi_tensor else None
+        if layout is not None:
+            layout.step(self, group, grads)
+            return
         given = {id(p): (grad, state) for p, grad, state in zip(params, grads, states)}
         for unit in self._units[id(group)]:
             active = [p for p in unit if id(p) in given]
@@ -326,6 +366,17 @@ class Adas(Optimizer):
             head["sigma_step"] += 1
             n_k = _normalise(k, head["sigma_sq"], head["sigma_step"], group)
             head["sigma"] = head["sigma"] * (1 + group["lr3"] * n_k)
+
+    def _layout(self, group: dict, params: list, grads: list, states: list):
+        """The group's AdasLayout, rebuilt when parameters or states were rebound; None
+        where the group cannot step as one this step."""
+        layout = self._flat.get(id(group))
+        if layout is not None and layout.fits(self, params, states):
+            return layout if layout.ready(params, grads) else None
+        layout = self._flat[id(group)] = AdasLayout.of(self, group, params, grads, states)
+        if layout is not None:  # gradient() writes centred gradients straight there
+            self._grad_out.update((id(p), v) for p, v in zip(layout.params, layout.grad_views))
+        return layout
 
     # ------------------------------------------------------------------ state and lifetime
     @property
@@ -406,12 +457,18 @@ class Adas(Optimizer):
         scalar is a host float, so nothing is read back from the device."""
         b1, b2, b3 = group["beta_1"], group["beta_2"], group["beta_3"]
         corr = math.sqrt(1 - b1 ** state["step"])
-        eps = group["eps"] or _eps_floor(p.dtype)  # as _normalise
+        eps = group["eps"] or eps_floor(p.dtype)  # as _normalise
         s = state["lr"]
+        key = (tuple(p.shape), tuple(p.input_axes), backend.device_of(p.data))
+        if key not in self._step_index:
+            n_s = s.size
+            host = step_size_index([(slice(0, p.data.size), slice(0, n_s), p.shape, bshape)],
+                                   p.data.size)
+            self._step_index[key] = backend.xp_of(p.data).asarray(host)
         prod = self.scratch(p.data, 0)
         self.kernel(KERNELS["adas_weight"])(
-            grad, s.reshape(bshape), 1 - b1, b1, eps, corr * group["lr"], b3, (1 - b3) * corr,
-            p.data, state["exp_avg_sq"], state["update_avg"], prod)
+            grad, s.reshape(-1), self._step_index[key], 1 - b1, b1, eps, corr * group["lr"], b3,
+            (1 - b3) * corr, p.data, state["exp_avg_sq"], state["update_avg"], prod)
         h = prod.sum(axis=out_axes) if out_axes else prod.copy()  # h = sum_out D * G
         prod = self.scratch(s, 2)
         self.kernel(KERNELS["adas_lr"])(
@@ -420,32 +477,16 @@ class Adas(Optimizer):
         return prod.sum()                                    # sum(E * h)
 
 
-def _eps_floor(dtype) -> float:
-    """The eps used for eps = 0: sqrt of the smallest normal number (1.1e-19 in float32).
-    Where d^2 underflows to 0 (|d| below about 1e-19 in float32; on a GPU, whose float32
-    kernels flush denormals to zero, wherever d^2 is denormal) sqrt(a) is 0 while d is not, and
-    d / sqrt(a) would be huge instead of +-1; with this floor it stays below 1/sqrt(1 - b)."""
-    return math.sqrt(float(np.finfo(dtype).tiny))
-
-
 def _normalise(d, sq, t: int, group: dict, out=None, tmp=None, corrected: bool = True):
     """N(d) = d * sqrt(1 - b^t) / (sqrt(a) + eps) after a <- b a + (1 - b) d^2, updating the
     second moment `sq` in place (`out`, `tmp`: optional work arrays shaped like d;
-    corrected=False leaves out the factor sqrt(1 - b^t)). With
-    eps = 0 a zero history gives 0, not 0/0 = NaN (the C++ reference's NaN-to-zero), by
-    adding _eps_floor instead of 0."""
+    corrected=False leaves out the factor sqrt(1 - b^t)). With eps = 0 a zero history gives
+    0, not 0/0 = NaN (the C++ reference's NaN-to-zero), by adding adas_flat.eps_floor instead
+    of 0."""
     xp = backend.xp_of(sq)
     b = group["beta_1"]
     if out is None:  # fresh 0-d arrays too (NumPy reductions return scalars)
         out, tmp = xp.empty(sq.shape, dtype=sq.dtype), xp.empty(sq.shape, dtype=sq.dtype)
-    xp.multiply(d, d, out=tmp)
-    tmp *= 1 - b
-    sq *= b
-    sq += tmp
-    eps = group["eps"] or _eps_floor(sq.dtype)
-    out = xp.sqrt(sq, out=out)
-    out += eps
-    xp.divide(d, out, out=out)
-    if corrected:  # else the caller applies the factor sqrt(1 - b^t)
-        out *= math.sqrt(1 - b**t)
+    normalise_into(xp, d, sq, out, tmp, b, group["eps"] or eps_floor(sq.dtype),
+                   math.sqrt(1 - b**t) if corrected else None)
     return out

@@ -19,7 +19,8 @@ the group that has a gradient. Subclasses never override `step`:
   class defines one and `use_fused` says the parameter qualifies: the GPU kernel path) or
   `update` (the xp path);
 * an algorithm that couples its parameters (ADAS's per-layer step sizes, Adai's global mean)
-  overrides `update_group` instead;
+  overrides `update_group` instead (ADAS then lays the group out in flat buffers of its own,
+  minidl/optim/adas_flat.py);
 * an elementwise algorithm sets `multi_tensor = True`: the default `update_group` then lays
   the group out in flat buffers (minidl.optim.flat: every p.data and state array becomes a
   view of one contiguous buffer per quantity) and runs the same `update` (or `fused_update`,
