@@ -138,7 +138,8 @@ class Convolution2D(Function):
         gw = None                                                          # as ours are
         if need_w:  # the same sums either way; OpenBLAS runs the first form 1.3-2.4x faster
             # when the columns have at least as many rows as there are output channels
-            # (measured on the LeNet and PyTorch-example layers; bit-identical results)
+            # (measured on the LeNet and PyTorch-example layers; bit-identical results with
+            # its SkylakeX kernels, last-bit differences with its Haswell ones)
             gw = (cols @ gm.T).T if cols.shape[0] >= gm.shape[0] else gm @ cols.T
             gw = gw.reshape(wm.shape[0], -1, win.kh, win.kw)
         gx = None
