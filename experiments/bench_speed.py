@@ -123,10 +123,15 @@ def step_workload(model, images, labels, batch, steps, optimizer):
     batches = [(images[i * batch:(i + 1) * batch], labels[i * batch:(i + 1) * batch])
                for i in range(n)]
 
-    def walk(step, cursor):
-        chosen = [batches[(cursor[0] + k) % n] for k in range(steps)]
-        cursor[0] += steps
-        return timed_steps(step, chosen, steps)
+    def walker(step, sequence):
+        """Seconds for the next `steps` batches of `sequence`, cycling through it."""
+        cursor = [0]
+
+        def walk():
+            chosen = [sequence[(cursor[0] + k) % n] for k in range(steps)]
+            cursor[0] += steps
+            return timed_steps(step, chosen, steps)
+        return walk
 
     opt = Adam(model, lr=1e-3) if optimizer else None
 
@@ -138,8 +143,7 @@ def step_workload(model, images, labels, batch, steps, optimizer):
         md.cross_entropy(model(md.Tensor(xb)), yb).backward()
         if opt is not None:
             opt.step()
-    own = [0]
-    impls = {"minidl": lambda: walk(minidl_step, own)}
+    impls = {"minidl": walker(minidl_step, batches)}
     if torch is not None:
         net = torch_twin(model)
         topt = torch.optim.Adam(net.parameters(), lr=1e-3) if optimizer else None
@@ -154,13 +158,7 @@ def step_workload(model, images, labels, batch, steps, optimizer):
             torch.nn.functional.cross_entropy(net(xb), yb).backward()
             if topt is not None:
                 topt.step()
-        theirs = [0]
-
-        def torch_walk():
-            chosen = [tbatches[(theirs[0] + k) % n] for k in range(steps)]
-            theirs[0] += steps
-            return timed_steps(torch_step, chosen, steps)
-        impls["torch"] = torch_walk
+        impls["torch"] = walker(torch_step, tbatches)
     return impls
 
 
@@ -216,8 +214,9 @@ def main(argv=None) -> int:
           f"torch {torch.__version__ if torch is not None else 'not installed'}")
 
     (x, y), _ = load_mnist()
-    data = (flatten(scale(x)), y)
-    images = scale(x)[:, None]  # (N, 1, 28, 28) float32
+    scaled = scale(x)
+    data = (flatten(scaled), y)
+    images = scaled[:, None]  # (N, 1, 28, 28) float32, the same values as data's rows
     md.manual_seed(0)
     params0 = {k: v.copy() for k, v in mlp().state_dict().items()}
     rows = []

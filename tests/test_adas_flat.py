@@ -21,7 +21,7 @@ from minidl.models import mlp
 from minidl.nn.conv import Conv2d
 from minidl.nn.layers import Dense, Flatten, Linear, ReLU
 from minidl.nn.module import Parameter
-from minidl.optim import adas_flat
+from minidl.optim import flat
 from minidl.optim.adas import Adas
 from minidl.optim.adas_flat import COLS, ROWS, WHOLE, AdasLayout, plan_blocks
 from tests.adas_reference import ReferenceAdas
@@ -140,7 +140,7 @@ def twin_run(make, kwargs, dtype, steps=STEPS, batches=None, check_every=False, 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_trajectory_is_bit_identical(variant, dtype, block, monkeypatch):
     if block is not None:
-        monkeypatch.setattr(adas_flat, "BLOCK_BYTES", block)
+        monkeypatch.setattr(flat, "BLOCK_BYTES", block)
     models, opts = twin_run(layers_model, VARIANTS[variant], dtype, check_every=block == 4)
     assert isinstance(layout_of(opts[0]), AdasLayout) and layout_of(opts[1]) is None
     assert_bit_identical(*(list(m.parameters()) for m in models), *opts, "end")
@@ -155,7 +155,7 @@ def test_trajectory_is_bit_identical(variant, dtype, block, monkeypatch):
                          ids=["cpp", "cpp-tensor-sigma", "pytorch-wd"])
 def test_bias_less_layers_and_edge_shapes(kwargs, dtype, block, monkeypatch):
     if block is not None:
-        monkeypatch.setattr(adas_flat, "BLOCK_BYTES", block)
+        monkeypatch.setattr(flat, "BLOCK_BYTES", block)
     for make in (bias_less_model, edge_model, gained_model):
         models, opts = twin_run(make, kwargs, dtype)
         assert isinstance(layout_of(opts[0]), AdasLayout)
@@ -174,7 +174,7 @@ LAYOUTS = [((4, 3, 5), (0,)), ((4, 3, 5), (0, 1)), ((6, 2, 3), (1, 2)), ((5, 1),
 def test_every_layout_with_random_gradients(dtype, block, monkeypatch):
     """Parameters without layers (each its own sigma-unit), gradients with exact zeros."""
     if block is not None:
-        monkeypatch.setattr(adas_flat, "BLOCK_BYTES", block)
+        monkeypatch.setattr(flat, "BLOCK_BYTES", block)
     rng = np.random.default_rng(0)
     init = [rng.standard_normal(shape) for shape, _ in LAYOUTS]
     params = []
@@ -262,11 +262,14 @@ def test_state_dict_keys_shapes_and_resume(tmp_path):
     saved = {"flat": opts[0].state_dict(), "ref": opts[1].state_dict()}
     assert sorted(saved["flat"]["state"]) == sorted(saved["ref"]["state"])
     for i, ref in saved["ref"]["state"].items():
-        flat = saved["flat"]["state"][i]
-        assert sorted(flat) == sorted(ref)
+        mine = saved["flat"]["state"][i]
+        assert sorted(mine) == sorted(ref)
         for key, value in ref.items():
-            assert np.shape(flat[key]) == np.shape(value), key
-            assert (flat[key] == value) if isinstance(value, int) else bits(flat[key]) == bits(value)
+            assert np.shape(mine[key]) == np.shape(value), key
+            if isinstance(value, int):
+                assert mine[key] == value, key
+            else:
+                assert bits(mine[key]) == bits(value), key
     serialize.save({"opt": saved["ref"]}, tmp_path / "ref.npz")
     resumed = [build(layers_model, "float32") for _ in range(2)]
     for m in resumed:

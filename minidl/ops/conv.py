@@ -92,9 +92,9 @@ def _im2col(xc, win: _Window):
     xp = xp_of(xc)
     c, n = xc.shape[:2]
     s_c, s_n, s_h, s_w = xc.strides
-    shape = (c, win.kh, win.kw, n, win.oh, win.ow)
     view = xp.lib.stride_tricks.as_strided(
-        xc, shape, (s_c, s_h, s_w, s_n, s_h * win.sh, s_w * win.sw))
+        xc, (c, win.kh, win.kw, n, win.oh, win.ow),
+        (s_c, s_h, s_w, s_n, s_h * win.sh, s_w * win.sw))
     return xp.ascontiguousarray(view).reshape(c * win.kh * win.kw, n * win.oh * win.ow)
 
 
@@ -254,6 +254,15 @@ def _pool_grad_buffer(xp, padded, win: _Window):
     return xp.empty_like(padded) if tiles else xp.zeros_like(padded)
 
 
+def _running(xp, op, views):
+    """op (maximum, add) folded over equally shaped views, into a new array laid out as the
+    first view's memory (copy, then in place)."""
+    out = xp.copy(views[0], order="K")
+    for view in views[1:]:
+        op(out, view, out=out)
+    return out
+
+
 def _first_max(xp, candidates, best, g, targets, add: bool = False) -> None:
     """Route each window's gradient g to the first candidate (in order) equal to its maximum
     `best`: targets[k] gets (or, with add, adds) g where candidate k is that first one, else 0.
@@ -307,15 +316,6 @@ class MaxPooling2D(Function):
         _first_max(xp, [v for v, _ in views], out, g, [t for _, t in views],
                    add=win.sh < win.kh or win.sw < win.kw)
         return (_cropped(gx, win.ph, win.pw),)
-
-
-def _running(xp, op, views):
-    """op (maximum, add) folded over equally shaped views, into a new array laid out as the
-    first view's memory (copy, then in place)."""
-    out = xp.copy(views[0], order="K")
-    for view in views[1:]:
-        op(out, view, out=out)
-    return out
 
 
 class AveragePooling2D(Function):

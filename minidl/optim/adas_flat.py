@@ -13,7 +13,8 @@ with every p.data and every state entry a view of its buffer (the state_dict key
 stay those of the per-tensor form), and a step runs
 
 1. the weight chain over the flat buffers. On the CPU it walks them in blocks of whole rows
-   (about BLOCK_BYTES per array), running the whole chain on each block while it is in cache.
+   (about flat.BLOCK_BYTES per array, as the elementwise optimizers), running the whole
+   chain on each block while it is in cache.
    Only two operations per block are per tensor: the product with s (broadcast over the
    output axes) and the reduction h;
 2. the step-size chain (N_s, s, E) once over the group's small buffers;
@@ -47,10 +48,6 @@ from minidl import backend
 from minidl.optim import flat
 
 ROWS, COLS, WHOLE = "rows", "cols", "whole"
-# per array, on the CPU. Measured on the 784-256-10 MLP (1 MiB of L2 per core, 32 MiB of L3):
-# blocks whose arrays fit L2 together ran the chain no faster (the L3 feeds these passes about
-# as fast) and cost more NumPy calls per step than blocks of 1 MiB per array
-BLOCK_BYTES = 1 << 20
 WEIGHT_KEYS = ("exp_avg_sq", "update_avg")  # state shaped like the parameter
 SMALL_KEYS = ("lr", "lr_sq", "lr_update_avg")  # state shaped like the step sizes s
 UNIT_KEYS = ("sigma", "sigma_sq")  # state of a unit's first tensor, one value per unit
@@ -251,7 +248,7 @@ class AdasLayout:
         """The xp path's blocks of whole rows (one block on the GPU), each with the views its
         step walks: (grad, param, exp_avg_sq, update_avg, tmp, n, scaled, sums)."""
         xp, dtype = self.xp, self.dtype
-        size = None if self.on_gpu else max(1, BLOCK_BYTES // dtype.itemsize)
+        size = None if self.on_gpu else max(1, flat.BLOCK_BYTES // dtype.itemsize)
         blocks = plan_blocks(self.tensors, size)
         longest = max(b.stop - b.start for b in blocks)
         tmp, nrm = xp.empty(longest, dtype=dtype), xp.empty(longest, dtype=dtype)

@@ -122,7 +122,8 @@ class FlatGroup:
             xp.concatenate([g.reshape(-1) for g in grads], out=self.grad)
             pieces = [(slice(0, self.data.size), self.grad)]
         else:
-            pieces = [(block, self._block_grad(grads, parts)) for block, parts in self.blocks()]
+            pieces = [(block, self._block_grad(grads, block, parts))
+                      for block, parts in self.blocks()]
             pieces = pieces or [(slice(0, 0), self.grad)]  # no values: still one step (count)
         owned = dict(self.buffers)  # not those the update creates in the first block
         state = scalars
@@ -151,15 +152,13 @@ class FlatGroup:
             self._blocks = (size, _plan_blocks([p.data.size for p in self.params], size))
         return self._blocks[1]
 
-    def _block_grad(self, grads: list, parts: list):
+    def _block_grad(self, grads: list, block: slice, parts: list):
         """The gradient of one block: a view of one parameter's gradient, or the pieces of
-        several gathered into the gradient buffer's matching slice."""
+        several gathered into the gradient buffer's slice of the block."""
         if len(parts) == 1:
             i, part = parts[0]
             return grads[i].reshape(-1)[part]
-        start = self.slices[parts[0][0]].start + parts[0][1].start
-        stop = self.slices[parts[-1][0]].start + parts[-1][1].stop
-        out = self.grad[start:stop]
+        out = self.grad[block]
         self.xp.concatenate([grads[i].reshape(-1)[part] for i, part in parts], out=out)
         return out
 
